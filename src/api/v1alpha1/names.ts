@@ -1,0 +1,50 @@
+// Every name that crosses a process boundary (labels, annotations, conditions, field managers)
+// lives here, so the controller, the agent and the tests can never disagree on a spelling.
+
+export const GROUP = 'seedcast.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const Kinds = {
+  WeightSource: 'WeightSource',
+  InferenceDeployment: 'InferenceDeployment',
+  WeightTransfer: 'WeightTransfer',
+} as const;
+
+export const Plurals = {
+  WeightSource: 'weightsources',
+  InferenceDeployment: 'inferencedeployments',
+  WeightTransfer: 'weighttransfers',
+} as const;
+
+export const Labels = {
+  /** Marks a pod (of any workload) as a member of a WeightSource; the value is the source's name. */
+  weightSource: `${GROUP}/weight-source`,
+  /** Set on pods and Deployments rendered from an InferenceDeployment. */
+  inferenceDeployment: `${GROUP}/inference-deployment`,
+  /** Set on WeightTransfers: the WeightSource they deliver. */
+  transferSource: `${GROUP}/weight-source`,
+  managedBy: 'app.kubernetes.io/managed-by',
+} as const;
+
+export const Annotations = {
+  /** Written by the agent on its own pod once the engine registered: the fingerprint of every rank. */
+  fingerprint: `${GROUP}/fingerprint`,
+  /** Written by the agent on its own pod: host:port of its peer endpoint. */
+  agentEndpoint: `${GROUP}/agent-endpoint`,
+  /** Written by the controller: `seed` once the pod holds verified weights. */
+  role: `${GROUP}/role`,
+  /** Standard Kubernetes annotation the ReplicaSet controller reads on scale-in. */
+  podDeletionCost: 'controller.kubernetes.io/pod-deletion-cost',
+} as const;
+
+/** The pod readiness gate and condition type that the controller owns. */
+export const WEIGHTS_READY = `${GROUP}/weights-ready`;
+
+export const FieldManagers = {
+  controller: 'seedcast-controller',
+  /** Agents write with one manager per pod so each owns only its own list-map entries. */
+  agent: (podName: string) => `seedcast-agent-${podName}`.slice(0, 128),
+} as const;
+
+export const MANAGED_BY = 'seedcast';

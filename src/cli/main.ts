@@ -1,0 +1,44 @@
+// `seedcast <command>`: each command lives in its own module and is loaded only when used, so
+// `seedcast agent` never pulls in controller code and vice versa.
+import { pathToFileURL } from 'node:url';
+
+export interface Command {
+  summary: string;
+  /** Module (relative to this file) exporting `run(argv: string[]): Promise<number>`. */
+  module: string;
+}
+
+export const COMMANDS: Record<string, Command> = {
+  gen: { summary: 'generate CRDs (and other generated files) from the zod schemas', module: './gen.ts' },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return ['usage: seedcast <command> [options]', '', 'commands:', ...lines, '', 'seedcast <command> --help for options'].join(
+    '\n',
+  );
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`seedcast: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  // In dist/ the modules are .js; in a checkout Node runs the .ts sources directly.
+  const file = import.meta.url.endsWith('.ts') ? command.module : command.module.replace(/\.ts$/, '.js');
+  const mod = (await import(new URL(file, import.meta.url).href)) as {
+    run: (argv: string[]) => Promise<number>;
+  };
+  return mod.run(rest);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await main(process.argv.slice(2));
+}
