@@ -31,7 +31,11 @@ export async function generatedFiles(): Promise<GeneratedFile[]> {
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { check: { type: 'boolean', default: false }, root: { type: 'string' }, help: { type: 'boolean' } },
+    options: {
+      check: { type: 'boolean', default: false },
+      root: { type: 'string' },
+      help: { type: 'boolean' },
+    },
   });
   if (values.help) {
     process.stdout.write('usage: seedcast gen [--check] [--root DIR]\n');

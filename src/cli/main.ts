@@ -15,9 +15,14 @@ export const COMMANDS: Record<string, Command> = {
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
-  return ['usage: seedcast <command> [options]', '', 'commands:', ...lines, '', 'seedcast <command> --help for options'].join(
-    '\n',
-  );
+  return [
+    'usage: seedcast <command> [options]',
+    '',
+    'commands:',
+    ...lines,
+    '',
+    'seedcast <command> --help for options',
+  ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -52,7 +52,11 @@ export class KubeApiError extends SeedcastError {
   readonly reason: string;
   constructor(status: number, reason: string, message: string, what: string) {
     super(
-      status === 404 ? 'SEEDCAST_ERR_NOT_FOUND' : status === 409 ? 'SEEDCAST_ERR_CONFLICT' : 'SEEDCAST_ERR_KUBE',
+      status === 404
+        ? 'SEEDCAST_ERR_NOT_FOUND'
+        : status === 409
+          ? 'SEEDCAST_ERR_CONFLICT'
+          : 'SEEDCAST_ERR_KUBE',
       `${what}: ${status} ${reason}: ${message}`,
       // 4xx other than conflict/throttling will not change on retry.
       { retryable: status >= 500 || status === 409 || status === 429 || status === 0 },
@@ -100,7 +104,13 @@ export class KubeClient {
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
 
-  private constructor(kc: KubeConfig, server: string, dispatcher: Agent, headers: Record<string, string>, timeoutMs: number) {
+  private constructor(
+    kc: KubeConfig,
+    server: string,
+    dispatcher: Agent,
+    headers: Record<string, string>,
+    timeoutMs: number,
+  ) {
     this.kubeConfig = kc;
     this.server = server.replace(/\/$/, '');
     this.#dispatcher = dispatcher;
@@ -142,7 +152,11 @@ export class KubeClient {
   async request<T>(
     method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     path: string,
-    options: { body?: unknown; contentType?: string; query?: Record<string, string | number | boolean | undefined> } = {},
+    options: {
+      body?: unknown;
+      contentType?: string;
+      query?: Record<string, string | number | boolean | undefined>;
+    } = {},
   ): Promise<T> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {})) {
@@ -213,7 +227,12 @@ export class KubeClient {
    * Server-side apply: `body` states the fields this manager owns; fields it no longer states
    * are removed, other managers' fields stay.
    */
-  apply<T = KubeObject>(ref: ResourceRef & { name: string }, body: unknown, fieldManager: string, force = true): Promise<T> {
+  apply<T = KubeObject>(
+    ref: ResourceRef & { name: string },
+    body: unknown,
+    fieldManager: string,
+    force = true,
+  ): Promise<T> {
     return this.request<T>('PATCH', resourcePath(ref), {
       body,
       contentType: 'application/apply-patch+yaml',
@@ -221,7 +240,11 @@ export class KubeClient {
     });
   }
 
-  mergePatch<T = KubeObject>(ref: ResourceRef & { name: string }, body: unknown, fieldManager?: string): Promise<T> {
+  mergePatch<T = KubeObject>(
+    ref: ResourceRef & { name: string },
+    body: unknown,
+    fieldManager?: string,
+  ): Promise<T> {
     return this.request<T>('PATCH', resourcePath(ref), {
       body,
       contentType: 'application/merge-patch+json',
@@ -229,10 +252,17 @@ export class KubeClient {
     });
   }
 
-  async delete(ref: ResourceRef & { name: string }, options: { propagationPolicy?: string } = {}): Promise<void> {
+  async delete(
+    ref: ResourceRef & { name: string },
+    options: { propagationPolicy?: string } = {},
+  ): Promise<void> {
     try {
       await this.request('DELETE', resourcePath(ref), {
-        body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy: options.propagationPolicy ?? 'Background' },
+        body: {
+          kind: 'DeleteOptions',
+          apiVersion: 'v1',
+          propagationPolicy: options.propagationPolicy ?? 'Background',
+        },
       });
     } catch (err) {
       if (!isNotFound(err)) throw err;
@@ -245,7 +275,12 @@ export class KubeClient {
    */
   async watch<T = KubeObject>(
     ref: ResourceRef,
-    query: { resourceVersion: string; labelSelector?: string; fieldSelector?: string; timeoutSeconds?: number },
+    query: {
+      resourceVersion: string;
+      labelSelector?: string;
+      fieldSelector?: string;
+      timeoutSeconds?: number;
+    },
     onEvent: (event: WatchEvent<T>) => void,
     signal?: AbortSignal,
   ): Promise<{ code?: number; message?: string } | undefined> {
@@ -265,7 +300,12 @@ export class KubeClient {
     });
     if (response.statusCode >= 400) {
       const text = await response.body.text();
-      throw new KubeApiError(response.statusCode, 'WatchFailed', text.slice(0, 2000), `WATCH ${url.pathname}`);
+      throw new KubeApiError(
+        response.statusCode,
+        'WatchFailed',
+        text.slice(0, 2000),
+        `WATCH ${url.pathname}`,
+      );
     }
     let buffered = '';
     try {

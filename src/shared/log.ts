@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 export type { Logger };
 
@@ -6,13 +6,24 @@ export type { Logger };
  * The one root logger of a process. Everything else takes a child of it with stable keys
  * (`weightSource`, `pod`, `transfer`, `rank`, `peer`). Tokens never reach a log line.
  */
-export function createLogger(options: { name: string; level?: string; destination?: number | string }): Logger {
+export function createLogger(options: {
+  name: string;
+  level?: string;
+  destination?: number | string;
+}): Logger {
   return pino(
     {
       name: options.name,
       level: options.level ?? process.env.SEEDCAST_LOG_LEVEL ?? 'info',
       redact: {
-        paths: ['token', '*.token', 'headers.authorization', '*.headers.authorization', 'password', '*.password'],
+        paths: [
+          'token',
+          '*.token',
+          'headers.authorization',
+          '*.headers.authorization',
+          'password',
+          '*.password',
+        ],
         censor: '[redacted]',
       },
       base: { pid: process.pid },

@@ -22,9 +22,9 @@ export const objectName = z
 export const port = z.number().int().min(1).max(65535);
 
 /** A Kubernetes quantity, e.g. `10Gi` or `500M`. */
-export const quantity = z
-  .string()
-  .regex(/^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/, { message: 'must be a Kubernetes quantity such as 10Gi' });
+export const quantity = z.string().regex(/^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/, {
+  message: 'must be a Kubernetes quantity such as 10Gi',
+});
 
 export const condition = z.object({
   type: z.string().min(1).max(316),

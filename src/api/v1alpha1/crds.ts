@@ -37,7 +37,8 @@ export function toStructural(node: unknown): unknown {
       if (input.properties !== undefined) continue;
     }
     // Descriptions and validations on list-map keys and the like recurse as plain values.
-    out[key] = key === 'x-kubernetes-validations' || key === 'enum' || key === 'default' ? value : toStructural(value);
+    out[key] =
+      key === 'x-kubernetes-validations' || key === 'enum' || key === 'default' ? value : toStructural(value);
   }
   return out;
 }
@@ -125,7 +126,8 @@ export function renderCrds() {
       shortNames: ['ws'],
       spec: weightSourceSpec,
       status: weightSourceStatus,
-      description: 'One model revision in one parallel layout, and how its weights may be moved between pods.',
+      description:
+        'One model revision in one parallel layout, and how its weights may be moved between pods.',
       printerColumns: [
         { name: 'Model', type: 'string', jsonPath: '.spec.model' },
         { name: 'TP', type: 'integer', jsonPath: '.spec.layout.tensorParallel' },
@@ -142,7 +144,8 @@ export function renderCrds() {
       shortNames: ['idep'],
       spec: inferenceDeploymentSpec,
       status: inferenceDeploymentStatus,
-      description: 'An inference workload whose new replicas warm-start from serving ones; scaled through /scale.',
+      description:
+        'An inference workload whose new replicas warm-start from serving ones; scaled through /scale.',
       printerColumns: [
         { name: 'Source', type: 'string', jsonPath: '.spec.weightSource' },
         { name: 'Desired', type: 'integer', jsonPath: '.spec.replicas' },

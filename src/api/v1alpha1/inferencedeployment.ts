@@ -32,13 +32,21 @@ export const agentSpec = z.object({
   mode: z
     .enum(AGENT_MODES)
     .default('Sidecar')
-    .describe('Sidecar: native sidecar sharing the GPUs. InContainer: agent runs inside the engine container.'),
+    .describe(
+      'Sidecar: native sidecar sharing the GPUs. InContainer: agent runs inside the engine container.',
+    ),
   image: z.string().min(1).optional().describe('Agent image; defaults to the controller-configured image.'),
   resources: resourceRequirements.optional(),
 });
 
 export const inferenceDeploymentSpec = z.object({
-  replicas: z.number().int().min(0).max(10000).default(1).describe('Desired replicas; HPA drives it through /scale.'),
+  replicas: z
+    .number()
+    .int()
+    .min(0)
+    .max(10000)
+    .default(1)
+    .describe('Desired replicas; HPA drives it through /scale.'),
   weightSource: objectName.describe('Name of the WeightSource (same namespace) these replicas load.'),
   minSeeds: z.number().int().min(0).max(1000).default(1).describe('Seeds kept on scale-in.'),
   agent: agentSpec.default({ mode: 'Sidecar' }),

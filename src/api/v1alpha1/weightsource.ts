@@ -10,8 +10,20 @@ export const ENGINES = ['vllm', 'sglang', 'fixture', 'custom'] as const;
 
 export const layout = z
   .object({
-    tensorParallel: z.number().int().min(1).max(1024).default(1).describe('Tensor-parallel size (ranks per stage).'),
-    pipelineParallel: z.number().int().min(1).max(256).default(1).describe('Pipeline-parallel size (stages).'),
+    tensorParallel: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024)
+      .default(1)
+      .describe('Tensor-parallel size (ranks per stage).'),
+    pipelineParallel: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(1)
+      .describe('Pipeline-parallel size (stages).'),
   })
   .describe('Parallel layout: a seed serves only receivers with the same layout.');
 export type Layout = z.infer<typeof layout>;
@@ -39,11 +51,19 @@ export const transferPolicy = z
       .min(1)
       .max(2)
       .default(['nccl', 'tcp'])
-      .refine((list) => new Set(list).size === list.length, { message: 'Duplicate value: each transport once' })
+      .refine((list) => new Set(list).size === list.length, {
+        message: 'Duplicate value: each transport once',
+      })
       .meta({ 'x-kubernetes-list-type': 'set' })
       .describe('Transports in order of preference: nccl (GPU, NCCL broadcast) or tcp (host-staged).'),
     ports: portRange.default({ start: 29500, count: 64 }),
-    maxConcurrentPerSeed: z.number().int().min(1).max(64).default(1).describe('Active transfers one seed serves.'),
+    maxConcurrentPerSeed: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(1)
+      .describe('Active transfers one seed serves.'),
     batchWindowSeconds: z
       .number()
       .int()
@@ -51,7 +71,13 @@ export const transferPolicy = z
       .max(600)
       .default(5)
       .describe('Receivers that appear within this window share one broadcast group.'),
-    maxReceiversPerGroup: z.number().int().min(1).max(256).default(8).describe('Receivers per broadcast group.'),
+    maxReceiversPerGroup: z
+      .number()
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe('Receivers per broadcast group.'),
     timeoutSeconds: z.number().int().min(5).max(86400).default(600).describe('Deadline of one transfer.'),
     maxRetries: z
       .number()
@@ -60,7 +86,9 @@ export const transferPolicy = z
       .max(10)
       .default(2)
       .describe('Retries from another seed after a failed transfer before loading from storage.'),
-    bandwidthLimit: quantity.optional().describe('Per-seed send limit in bytes per second (e.g. 10Gi); unset = none.'),
+    bandwidthLimit: quantity
+      .optional()
+      .describe('Per-seed send limit in bytes per second (e.g. 10Gi); unset = none.'),
   })
   .describe('How weights of this source may be moved.');
 
@@ -69,8 +97,16 @@ export const coldStart = z
     policy: z
       .enum(['Single', 'All'])
       .default('Single')
-      .describe('Single: one pod per fingerprint loads from storage while others wait. All: every pod loads.'),
-    maxWaitSeconds: z.number().int().min(0).max(86400).default(900).describe('How long a receiver waits for a seed.'),
+      .describe(
+        'Single: one pod per fingerprint loads from storage while others wait. All: every pod loads.',
+      ),
+    maxWaitSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(86400)
+      .default(900)
+      .describe('How long a receiver waits for a seed.'),
   })
   .describe('What happens when no seed exists yet.');
 
@@ -83,7 +119,13 @@ export const weightSourceSpec = z.object({
     .max(512)
     .meta(immutable('model'))
     .describe('Model identifier, e.g. deepseek-ai/DeepSeek-V3.'),
-  revision: z.string().min(1).max(256).default('main').meta(immutable('revision')).describe('Model revision.'),
+  revision: z
+    .string()
+    .min(1)
+    .max(256)
+    .default('main')
+    .meta(immutable('revision'))
+    .describe('Model revision.'),
   layout: layout.default({ tensorParallel: 1, pipelineParallel: 1 }).meta(immutable('layout')),
   engine: z
     .object({

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { cel, conditions, objectMeta, objectName, port } from './common.ts';
-import { API_VERSION, Kinds } from './names.ts';
 import { TransferPhases } from './conditions.ts';
+import { API_VERSION, Kinds } from './names.ts';
 import { transport } from './weightsource.ts';
 
 export const SOURCE_TYPES = ['Seed', 'Storage'] as const;
@@ -9,13 +9,19 @@ export type SourceType = (typeof SOURCE_TYPES)[number];
 
 export const podRef = z.object({
   pod: objectName.describe('Pod name.'),
-  uid: z.string().min(1).max(64).describe('Pod UID: a recreated pod with the same name is a different receiver.'),
+  uid: z
+    .string()
+    .min(1)
+    .max(64)
+    .describe('Pod UID: a recreated pod with the same name is a different receiver.'),
 });
 export type PodRef = z.infer<typeof podRef>;
 
 export const transferSource = z
   .object({
-    type: z.enum(SOURCE_TYPES).describe('Seed: broadcast from a serving pod. Storage: the receiver cold-loads.'),
+    type: z
+      .enum(SOURCE_TYPES)
+      .describe('Seed: broadcast from a serving pod. Storage: the receiver cold-loads.'),
     seed: podRef.optional().describe('The seed pod; set exactly when type is Seed.'),
   })
   .refine((s) => (s.type === 'Seed') === (s.seed !== undefined), {
@@ -67,14 +73,24 @@ export const weightTransferSpec = z
       });
     }
     spec.ports.forEach((p, i) => {
-      if (p.rank >= spec.ranks) ctx.addIssue({ code: 'custom', path: ['ports', i, 'rank'], message: 'every port rank must be below ranks' });
+      if (p.rank >= spec.ranks)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['ports', i, 'rank'],
+          message: 'every port rank must be below ranks',
+        });
     });
     if (!seeded && spec.receivers.length !== 1) {
-      ctx.addIssue({ code: 'custom', path: ['receivers'], message: 'a Storage transfer has exactly one receiver' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['receivers'],
+        message: 'a Storage transfer has exactly one receiver',
+      });
     }
     const seen = new Set<string>();
     spec.receivers.forEach((r, i) => {
-      if (seen.has(r.pod)) ctx.addIssue({ code: 'custom', path: ['receivers', i], message: `Duplicate value: pod ${r.pod}` });
+      if (seen.has(r.pod))
+        ctx.addIssue({ code: 'custom', path: ['receivers', i], message: `Duplicate value: pod ${r.pod}` });
       seen.add(r.pod);
     });
   })
@@ -86,7 +102,11 @@ export const weightTransferSpec = z
         message: 'a Seed transfer needs a transport and one port per rank; a Storage transfer has no ports',
         fieldPath: '.ports',
       },
-      { rule: 'self.ports.all(p, p.rank < self.ranks)', message: 'every port rank must be below ranks', fieldPath: '.ports' },
+      {
+        rule: 'self.ports.all(p, p.rank < self.ranks)',
+        message: 'every port rank must be below ranks',
+        fieldPath: '.ports',
+      },
       {
         rule: "self.source.type == 'Storage' ? size(self.receivers) == 1 : true",
         message: 'a Storage transfer has exactly one receiver',
@@ -117,7 +137,10 @@ export const receiverStatus = z.object({
   bytesDone: z.number().int().nonnegative().default(0),
   bytesTotal: z.number().int().nonnegative().default(0),
   gbps: z.number().nonnegative().optional(),
-  verified: z.boolean().default(false).describe('Every rank received and checksums verified (or cold load done).'),
+  verified: z
+    .boolean()
+    .default(false)
+    .describe('Every rank received and checksums verified (or cold load done).'),
   verifiedAt: z.iso.datetime().optional(),
   startedAt: z.iso.datetime().optional(),
   reason: z.string().max(128).optional(),
