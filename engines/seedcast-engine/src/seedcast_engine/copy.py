@@ -1,0 +1,163 @@
+"""Copying bucket segments between the engine's tensors and a staging slot.
+
+Two implementations of one small interface:
+- `BytesCopier`: tensors are writable byte buffers (bytearray / memoryview); pure Python.
+  Used by the conformance tests and by CPU engines that hold plain buffers.
+- `TorchCopier`: torch tensors (GPU or CPU). Each bucket is copied on a dedicated CUDA stream
+  with one `copy_` per segment between flat uint8 views; the stream is synchronised (through an
+  event) before the engine answers `filled`/`drained`, so the agent never sees a half-copied
+  slot and the engine never reads a half-drained weight.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from .plan import BucketPlan, Segment
+
+
+class CopyStats:
+    def __init__(self) -> None:
+        self.fills = 0
+        self.drains = 0
+        self.bytes = 0
+        self.seconds = 0.0  # wall time inside copies, synchronisation included
+
+    def add(self, kind: str, nbytes: int, seconds: float) -> None:
+        if kind == "fill":
+            self.fills += 1
+        else:
+            self.drains += 1
+        self.bytes += nbytes
+        self.seconds += seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        gbps = self.bytes / self.seconds / 1e9 if self.seconds > 0 else 0.0
+        return {"fills": self.fills, "drains": self.drains, "bytes": self.bytes, "seconds": self.seconds, "GBps": gbps}
+
+
+class BytesCopier:
+    def __init__(self, buffers: Sequence[Any]):
+        self.views = [memoryview(b).cast("B") for b in buffers]
+        self.sizes = [len(v) for v in self.views]
+        self.stats = CopyStats()
+
+    def fill(self, plan: BucketPlan, k: int, slot: Any) -> int:
+        t0 = time.perf_counter()
+        dst = slot.buffer
+        n = 0
+        for s in plan.segments(k):
+            dst[s.slot_offset : s.slot_offset + s.length] = self.views[s.tensor][s.tensor_offset : s.tensor_offset + s.length]
+            n += s.length
+        self.stats.add("fill", n, time.perf_counter() - t0)
+        return n
+
+    def drain(self, plan: BucketPlan, k: int, slot: Any) -> int:
+        t0 = time.perf_counter()
+        src = slot.buffer
+        n = 0
+        for s in plan.segments(k):
+            self.views[s.tensor][s.tensor_offset : s.tensor_offset + s.length] = src[s.slot_offset : s.slot_offset + s.length]
+            n += s.length
+        self.stats.add("drain", n, time.perf_counter() - t0)
+        return n
+
+    def close(self) -> None:
+        for v in self.views:
+            v.release()
+
+
+def flat_bytes(t: Any) -> Any:
+    """A flat uint8 view of a contiguous tensor (no copy)."""
+    import torch
+
+    t = t.detach()
+    if t.dim() == 0:
+        t = t.reshape(1)
+    return t.reshape(-1).view(torch.uint8)
+
+
+class TorchCopier:
+    def __init__(self, tensors: Sequence[Any], device: Any = None):
+        import torch
+
+        self.torch = torch
+        self.tensors = list(tensors)
+        self.flat: list[Any] = []
+        for t in self.tensors:
+            self.flat.append(flat_bytes(t) if t.is_contiguous() else None)
+        self.sizes = [t.numel() * t.element_size() for t in self.tensors]
+        self.device = torch.device(device) if device is not None else None
+        cuda = self.device is not None and self.device.type == "cuda"
+        self.stream = torch.cuda.Stream(device=self.device) if cuda else None
+        self._pending: dict[int, Any] = {}  # receiver: contiguous scratch for non-contiguous tensors
+        self.stats = CopyStats()
+
+    def rebind(self, tensors: Sequence[Any]) -> None:
+        """Point at new tensors with the same table (after a cold load built a new model)."""
+        if [t.numel() * t.element_size() for t in tensors] != self.sizes:
+            raise ValueError("rebind: tensor sizes differ from the registered table")
+        self.tensors = list(tensors)
+        self.flat = [flat_bytes(t) if t.is_contiguous() else None for t in self.tensors]
+
+    def _ctx(self) -> Any:
+        import contextlib
+
+        return self.torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+
+    def _sync(self) -> None:
+        if self.stream is not None:
+            ev = self.torch.cuda.Event()
+            ev.record(self.stream)
+            ev.synchronize()
+
+    def _source(self, i: int) -> Any:
+        f = self.flat[i]
+        return f if f is not None else flat_bytes(self.tensors[i].contiguous())
+
+    def fill(self, plan: BucketPlan, k: int, slot: Any) -> int:
+        t0 = time.perf_counter()
+        dst = slot.tensor(pin=True)
+        n = 0
+        if self.stream is not None:
+            # the copy stream must see every write the compute stream made to the weights
+            self.stream.wait_stream(self.torch.cuda.current_stream(self.device))
+        with self._ctx():
+            for s in plan.segments(k):
+                dst[s.slot_offset : s.slot_offset + s.length].copy_(
+                    self._source(s.tensor)[s.tensor_offset : s.tensor_offset + s.length], non_blocking=True
+                )
+                n += s.length
+        self._sync()
+        self.stats.add("fill", n, time.perf_counter() - t0)
+        return n
+
+    def drain(self, plan: BucketPlan, k: int, slot: Any) -> int:
+        t0 = time.perf_counter()
+        src = slot.tensor(pin=True)
+        n = 0
+        finished: list[int] = []
+        with self._ctx():
+            for s in plan.segments(k):
+                piece = src[s.slot_offset : s.slot_offset + s.length]
+                f = self.flat[s.tensor]
+                if f is None:  # non-contiguous: gather into scratch, scatter when complete
+                    f = self._pending.get(s.tensor)
+                    if f is None:
+                        f = self.torch.empty(self.sizes[s.tensor], dtype=self.torch.uint8, device=self.tensors[s.tensor].device)
+                        self._pending[s.tensor] = f
+                    if plan.last_bucket_of(s.tensor) == k:
+                        finished.append(s.tensor)
+                f[s.tensor_offset : s.tensor_offset + s.length].copy_(piece, non_blocking=True)
+                n += s.length
+            for i in finished:
+                t = self.tensors[i]
+                scratch = self._pending.pop(i)
+                t.copy_(scratch.view(t.dtype).view(t.shape))
+        self._sync()
+        self.stats.add("drain", n, time.perf_counter() - t0)
+        return n
+
+    def close(self) -> None:
+        self._pending.clear()
