@@ -22,7 +22,9 @@ FROM node:${NODE_VERSION}-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build --chown=0:0 /out /app
+# `seedcast` on PATH: the chart runs `seedcast controller`, injected pods `seedcast agent`.
+RUN ln -s /app/bin/seedcast.js /usr/local/bin/seedcast
 # A numeric user so `runAsNonRoot: true` can be verified by the kubelet.
 USER 65532:65532
-ENTRYPOINT ["node", "/app/bin/seedcast.js"]
+ENTRYPOINT ["seedcast"]
 CMD ["--help"]

@@ -62,6 +62,12 @@ smoke() {
   (cd "$root" && NODE_ENV=production "$node" dist/cli/main.js --help) | tee "$root/.help.txt" >&2
   grep -q '^usage: seedcast' "$root/.help.txt" || die "dist/cli/main.js --help printed no usage"
   (cd "$root" && "$node" bin/seedcast.js --help >/dev/null) || die "bin/seedcast.js --help failed"
+  # As the image runs it: `seedcast` on PATH is a symlink to bin/seedcast.js (ENTRYPOINT, and the
+  # command of injected agent containers), run from another directory.
+  mkdir -p "$root/.path"
+  ln -sfn "$root/bin/seedcast.js" "$root/.path/seedcast"
+  (cd / && PATH="$root/.path:$(dirname "$node"):$PATH" seedcast --help >/dev/null) || die "seedcast on PATH failed"
+  rm -rf "$root/.path"
   rm -f "$root/.help.txt"
   log "ok: $(du -sh "$root" | cut -f1) image root, $(find "$root/node_modules" -maxdepth 1 -mindepth 1 | wc -l) top-level packages"
 }

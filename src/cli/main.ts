@@ -10,6 +10,10 @@ export interface Command {
 
 export const COMMANDS: Record<string, Command> = {
   gen: { summary: 'generate CRDs (and other generated files) from the zod schemas', module: './gen.ts' },
+  inject: {
+    summary: 'print a pod template with the seedcast agent injected (own workloads)',
+    module: './inject.ts',
+  },
 };
 
 function usage(): string {
