@@ -173,7 +173,7 @@ describe('helm chart', { skip }, () => {
         'seedcast.dev/weighttransfers=get,list,watch',
       ]);
       const sa = one(objs, 'ServiceAccount', 'inference-agent', ns);
-      assert.equal(sa.automountServiceAccountToken, false);
+      assert.equal(sa.automountServiceAccountToken, true);
       const binding = one(objs, 'RoleBinding', 'sc-agent', ns);
       assert.deepEqual(binding.subjects, [
         { kind: 'ServiceAccount', name: 'inference-agent', namespace: ns },
