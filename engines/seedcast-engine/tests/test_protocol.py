@@ -123,3 +123,25 @@ def test_hello_schema():
         validate(bad, ENGINE_TO_AGENT)
     assert "fingerprintInputs.revision: required" in e.value.message
     assert "tensors[0].shape[1]" in e.value.message
+
+
+def test_hello_cross_field_rules_match_the_agent():
+    from seedcast_engine.shim import Shim, table_entry
+    from seedcast_engine.copy import BytesCopier
+
+    inputs = {"engine": "e", "engineVersion": "1", "model": "m", "revision": "r", "tensorParallel": 2,
+              "pipelineParallel": 1, "rank": 1, "dtype": "bfloat16", "quantization": "none"}
+    good = Shim([table_entry("w", "bfloat16", [2, 2], 8)], inputs, BytesCopier([bytearray(8)]), rank=1, ranks=2)
+    assert good.hello()["rank"] == 1
+    for kw, table, issue in [
+        ({"rank": 0, "ranks": 2}, [table_entry("w", "bfloat16", [2, 2], 8)], "fingerprintInputs.rank"),
+        ({"rank": 1, "ranks": 3}, [table_entry("w", "bfloat16", [2, 2], 8)], "ranks: tensorParallel"),
+        ({"rank": 1, "ranks": 2}, [table_entry("w", "bfloat16", [2, 2], 9)], "tensors[0].bytes"),
+        ({"rank": 1, "ranks": 2}, [], "tensors: expected at least 1"),
+    ]:
+        shim = Shim(table, inputs, BytesCopier([bytearray(t["bytes"]) for t in table]), **kw)
+        with pytest.raises(ValidationError) as e:
+            shim.hello()
+        assert issue in e.value.message
+    # packed/quantised dtypes of unknown element size are not checked
+    Shim([table_entry("q", "int4x2", [4], 2)], inputs, BytesCopier([bytearray(2)]), rank=1, ranks=2).hello()

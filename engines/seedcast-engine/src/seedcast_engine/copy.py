@@ -101,6 +101,11 @@ class TorchCopier:
         self.tensors = list(tensors)
         self.flat = [flat_bytes(t) if t.is_contiguous() else None for t in self.tensors]
 
+    def release(self) -> None:
+        """Drop every reference to the engine's tensors (before a cold load frees the dummy model)."""
+        self.tensors, self.flat = [], []
+        self._pending.clear()
+
     def _ctx(self) -> Any:
         import contextlib
 

@@ -255,9 +255,39 @@ def validate(msg: Any, allowed: frozenset[str] | None = None) -> dict[str, Any]:
         raise ValidationError("message", issues, mid)
     required, optional = SCHEMAS[t]
     obj(required, optional)(msg, "", issues)
+    if t == "hello" and not issues:
+        _hello_rules(msg, issues)
     if issues:
         raise ValidationError(f"{t} message", [i.lstrip(".") for i in issues], mid)
     return msg
+
+
+# Bytes per element of the dtypes whose size is fixed (the agent checks the same table).
+DTYPE_BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2, "float8_e4m3fn": 1, "float8_e5m2": 1,
+               "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1}
+
+
+def _hello_rules(h: dict[str, Any], issues: list) -> None:
+    """Cross-field rules of `hello` (same as the agent's zod refinements)."""
+    if h["rank"] >= h["ranks"]:
+        issues.append(f"rank: {h['rank']} is not below ranks {h['ranks']}")
+    fi = h["fingerprintInputs"]
+    if fi["rank"] != h["rank"]:
+        issues.append("fingerprintInputs.rank: must equal rank")
+    if fi["tensorParallel"] * fi["pipelineParallel"] != h["ranks"]:
+        issues.append(f"ranks: tensorParallel x pipelineParallel is {fi['tensorParallel'] * fi['pipelineParallel']}, not {h['ranks']}")
+    if h["memory"] == "cuda" and h.get("device") is None:
+        issues.append("device: required when memory is cuda")
+    if not h["tensors"]:
+        issues.append("tensors: expected at least 1 item(s)")
+    for i, t in enumerate(h["tensors"]):
+        size = DTYPE_BYTES.get(t["dtype"])
+        if size is not None:
+            n = size
+            for d in t["shape"]:
+                n *= d
+            if n != t["bytes"]:
+                issues.append(f"tensors[{i}].bytes: shape {t['shape']} of {t['dtype']} is {n} bytes, not {t['bytes']}")
 
 
 def message(type_: str, **fields: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from .client import BridgeConnection
 from .errors import SeedcastError
 from .fingerprint import rank_fingerprint
 from .plan import BucketPlan
-from .protocol import MAX_FRAME, encode_frame, message
+from .protocol import ENGINE_TO_AGENT, MAX_FRAME, encode_frame, message, validate
 from .staging import open_slot
 
 log = logging.getLogger("seedcast_engine")
@@ -85,6 +85,7 @@ class Shim:
             fingerprint=self.fingerprint,
             state=self.state,
         )
+        validate(msg, ENGINE_TO_AGENT)  # our own table must pass the agent's rules
         size = len(encode_frame(msg)) - 4 if _fits(msg) else MAX_FRAME + 1
         if size > MAX_FRAME:
             raise SeedcastError(
