@@ -9,6 +9,10 @@ export interface Command {
 }
 
 export const COMMANDS: Record<string, Command> = {
+  controller: {
+    summary: 'run the controller (seeds, transfers, readiness gates, InferenceDeployments)',
+    module: './controller.ts',
+  },
   gen: { summary: 'generate CRDs (and other generated files) from the zod schemas', module: './gen.ts' },
   inject: {
     summary: 'print a pod template with the seedcast agent injected (own workloads)',

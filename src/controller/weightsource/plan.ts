@@ -92,7 +92,11 @@ export interface TransferStatusUpdate {
 }
 
 export interface PlannedEvent {
-  regarding: { kind: 'Pod' | 'WeightTransfer' | 'WeightSource'; name: string; uid?: string };
+  regarding: {
+    kind: 'Pod' | 'WeightTransfer' | 'WeightSource' | 'InferenceDeployment';
+    name: string;
+    uid?: string;
+  };
   reason: EventReason;
   type: 'Normal' | 'Warning';
   action: string;
