@@ -14,6 +14,8 @@ export const COMMANDS: Record<string, Command> = {
     module: './controller.ts',
   },
   gen: { summary: 'generate CRDs (and other generated files) from the zod schemas', module: './gen.ts' },
+  agent: { summary: 'the in-pod agent: engine bridge, weight transfers, status reporting', module: './agent.ts' },
+  'fixture-engine': { summary: 'CPU fixture engine speaking the bridge protocol (tests, demo)', module: './fixture-engine.ts' },
   inject: {
     summary: 'print a pod template with the seedcast agent injected (own workloads)',
     module: './inject.ts',

@@ -1,0 +1,154 @@
+// The agent process: engine bridge, transports, transfer runner, status reporting, HTTP
+// (/metrics, /healthz), and the announcement on its own pod once every rank registered.
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { Annotations } from '../api/v1alpha1/names.ts';
+import { errorMessage } from '../shared/errors.ts';
+import type { Logger } from '../shared/log.ts';
+import { BridgeServer } from './bridge/server.ts';
+import type { StatusSink, TransferSource } from './cluster/types.ts';
+import type { AgentConfig } from './config.ts';
+import { HostStagingMemory } from './memory/host.ts';
+import type { MemoryKind, StagingMemory } from './memory/types.ts';
+import { AgentMetrics } from './metrics.ts';
+import { TransferRunner } from './runner.ts';
+import { ChunkPool } from './transports/pool.ts';
+import { TcpTransport } from './transports/tcp.ts';
+import type { Transport } from './transports/types.ts';
+
+export interface AgentDeps {
+  source: TransferSource;
+  sink: StatusSink;
+  log: Logger;
+  /** Extra memory kinds and transports (the native addon's `cuda` and `nccl`). */
+  memory?: StagingMemory[];
+  transports?: Transport[];
+}
+
+export interface RunningAgent {
+  metrics: AgentMetrics;
+  httpPort: number;
+  close(): Promise<void>;
+}
+
+export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<RunningAgent> {
+  const { log } = deps;
+  mkdirSync(config.stagingDir, { recursive: true });
+  const metrics = new AgentMetrics();
+  const memory = new Map<MemoryKind, StagingMemory>([['host', new HostStagingMemory(config.stagingDir)]]);
+  for (const extra of deps.memory ?? []) memory.set(extra.kind, extra);
+  const pool = new ChunkPool(config.chunkBytes, config.poolChunks);
+  const transports = new Map<string, Transport>([
+    [
+      'tcp',
+      new TcpTransport({
+        streams: config.streams,
+        chunkBytes: config.chunkBytes,
+        window: config.window,
+        pool,
+        onRefused: (r) => metrics.peerRefused(r),
+      }),
+    ],
+  ]);
+  for (const extra of deps.transports ?? []) transports.set(extra.name, extra);
+
+  let announced = '';
+  let runner: TransferRunner | undefined;
+  const bridge: BridgeServer = new BridgeServer({
+    socketPath: config.socketPath,
+    bucketBytes: config.bucketBytes,
+    memory,
+    log: log.child({ component: 'bridge' }),
+    onInvalidMessage: () => {
+      metrics.badBridgeMessages++;
+    },
+    onChange: () => {
+      runner?.engineChanged();
+      const engine = bridge.engine();
+      if (engine === undefined || engine.podFingerprint === announced) return;
+      announced = engine.podFingerprint;
+      const annotations = {
+        [Annotations.fingerprint]: engine.podFingerprint,
+        [Annotations.agentEndpoint]: `${config.podIp}:${httpPort}`,
+      };
+      deps.sink.announce(annotations).then(
+        () =>
+          log.info(
+            { fingerprint: engine.podFingerprint, ranks: engine.ranks.length },
+            'announced on the pod',
+          ),
+        (err) => {
+          log.error({ err: errorMessage(err) }, 'announcing on the pod failed');
+          announced = '';
+        },
+      );
+    },
+  });
+  runner = new TransferRunner({
+    config,
+    engine: () => bridge.engine(),
+    transports,
+    sink: deps.sink,
+    metrics,
+    log,
+  });
+  await bridge.listen();
+
+  const http: Server = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(
+        metrics.render({
+          engineRanks: bridge.registeredRanks,
+          activeTransfers: runner?.activeCount ?? 0,
+          residentBytes: process.memoryUsage.rss(),
+        }),
+      );
+      return;
+    }
+    if (req.url === '/healthz') {
+      const engine = bridge.engine();
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          status: 'ok',
+          engineRanks: bridge.registeredRanks,
+          engineReady: engine !== undefined,
+          fingerprint: engine?.podFingerprint ?? null,
+          activeTransfers: runner?.activeCount ?? 0,
+        }),
+      );
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.httpPort, config.httpHost, () => resolve());
+  });
+  const address = http.address();
+  const httpPort = typeof address === 'object' && address !== null ? address.port : config.httpPort;
+
+  const stop = new AbortController();
+  const watching = deps.source
+    .run({ upsert: (t) => runner?.upsert(t), deleted: (n) => runner?.deleted(n) }, stop.signal)
+    .catch((err) => {
+      log.error({ err: errorMessage(err) }, 'transfer source stopped');
+    });
+  log.info(
+    { socket: config.socketPath, httpPort, pod: config.podName, namespace: config.namespace },
+    'agent started',
+  );
+
+  return {
+    metrics,
+    httpPort,
+    async close() {
+      stop.abort();
+      runner?.abortAll('agent shutting down');
+      await watching;
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await bridge.close();
+    },
+  };
+}

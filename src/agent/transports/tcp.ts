@@ -1,0 +1,1001 @@
+// The `tcp` transport: host-staged buckets over several TCP streams per rank. The seed fills
+// each bucket once (double-buffered), reads it out of the slot chunk by chunk into pooled
+// buffers, and writes every chunk to every receiver (fan-out costs sockets, not fills or
+// copies). Receivers read chunks straight into pooled buffers (`onread`), write them into their
+// slot, checksum them, and drain a bucket only after its checksum matched. Flow control is
+// per receiver: a credit per bucket, granted once the slot that will hold it is free.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { Reasons } from '../../api/v1alpha1/conditions.ts';
+import { errorMessage, truncate } from '../../shared/errors.ts';
+import { bucketRange } from '../bridge/buckets.ts';
+import { SLOTS_PER_RANK } from '../bridge/server.ts';
+import { BucketChecksum } from '../checksum.ts';
+import { asTransferError, TransferError } from '../errors.ts';
+import {
+  type Accept,
+  acceptMac,
+  decodeHeader,
+  encodeControl,
+  encodeHeader,
+  FRAME_CHUNK,
+  FRAME_CONTROL,
+  HEADER_BYTES,
+  helloMac,
+  MAX_CHUNK_BYTES,
+  macEquals,
+  newNonce,
+  PEER_PROTOCOL_VERSION,
+  type PeerHello,
+  type PeerMessage,
+  peerMessage,
+} from '../peer/protocol.ts';
+import { type ChunkPool, Pacer } from './pool.ts';
+import type {
+  ReceiverOutcome,
+  ReceiverRankContext,
+  SeedRankContext,
+  SeedRankSession,
+  Transport,
+} from './types.ts';
+
+export interface TcpTransportOptions {
+  /** Parallel TCP streams each receiver opens per rank. */
+  streams: number;
+  /** Bytes per chunk frame (≤ 4 MiB, a multiple of 4). */
+  chunkBytes: number;
+  /** Chunks a seed rank may have in flight (read from the slot, not yet on the wire). */
+  window: number;
+  pool: ChunkPool;
+  /** A peer was refused at the handshake (for metrics). */
+  onRefused?: (reason: string) => void;
+}
+
+const PING_INTERVAL_MS = 2000;
+const V = PEER_PROTOCOL_VERSION;
+
+/** Reads control frames from a socket that never carries chunks toward us (the seed's side). */
+class ControlReader {
+  #buffered: Buffer = Buffer.alloc(0);
+  readonly #onMessage: (message: PeerMessage) => void;
+  readonly #onError: (reason: string) => void;
+
+  constructor(socket: Socket, onMessage: (message: PeerMessage) => void, onError: (reason: string) => void) {
+    this.#onMessage = onMessage;
+    this.#onError = onError;
+    socket.on('data', (chunk: Buffer) => this.#push(chunk));
+  }
+
+  #push(chunk: Buffer): void {
+    this.#buffered = this.#buffered.length === 0 ? chunk : Buffer.concat([this.#buffered, chunk]);
+    while (this.#buffered.length >= HEADER_BYTES) {
+      const header = decodeHeader(this.#buffered.subarray(0, HEADER_BYTES));
+      if (typeof header === 'string') {
+        this.#onError(header);
+        return;
+      }
+      if (header.type !== FRAME_CONTROL) {
+        this.#onError('receivers send no chunk frames');
+        return;
+      }
+      if (this.#buffered.length < HEADER_BYTES + header.length) return;
+      const body = this.#buffered.subarray(HEADER_BYTES, HEADER_BYTES + header.length);
+      this.#buffered = this.#buffered.subarray(HEADER_BYTES + header.length);
+      const parsed = parseControl(body);
+      if (typeof parsed === 'string') {
+        this.#onError(parsed);
+        return;
+      }
+      this.#onMessage(parsed);
+    }
+  }
+}
+
+function parseControl(body: Buffer): PeerMessage | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return 'control frame is not JSON';
+  }
+  const parsed = peerMessage.safeParse(value);
+  if (!parsed.success)
+    return `invalid control message: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+  return parsed.data;
+}
+
+const deadlineError = (what: string): TransferError =>
+  new TransferError('SEEDCAST_ERR_TIMEOUT', Reasons.DeadlineExceeded, `transfer deadline passed ${what}`);
+
+/** One receiver pod as the seed sees it for one rank. */
+class ReceiverPeer {
+  readonly pod: string;
+  readonly uid: string;
+  streams: Socket[] = [];
+  expectedStreams = 0;
+  connected = 0;
+  readonly credited = new Set<number>();
+  #creditWaiters: Array<() => void> = [];
+  outcome: ReceiverOutcome | undefined;
+  #resultWaiters: Array<() => void> = [];
+
+  constructor(pod: string, uid: string) {
+    this.pod = pod;
+    this.uid = uid;
+  }
+
+  get ready(): boolean {
+    return this.expectedStreams > 0 && this.connected === this.expectedStreams;
+  }
+
+  get alive(): boolean {
+    return this.outcome === undefined;
+  }
+
+  grant(bucket: number): void {
+    this.credited.add(bucket);
+    this.#wake();
+  }
+
+  finish(outcome: ReceiverOutcome): void {
+    if (this.outcome !== undefined) return;
+    this.outcome = outcome;
+    for (const socket of this.streams) socket?.destroy();
+    this.#wake();
+    for (const waiter of this.#resultWaiters.splice(0)) waiter();
+  }
+
+  #wake(): void {
+    for (const waiter of this.#creditWaiters.splice(0)) waiter();
+  }
+
+  /** Waits for the credit of `bucket`; false if the peer went away meanwhile. */
+  async waitCredit(bucket: number, timeoutMs: number): Promise<boolean> {
+    const start = performance.now();
+    while (this.alive && !this.credited.has(bucket)) {
+      const left = timeoutMs - (performance.now() - start);
+      if (left <= 0) {
+        this.finish({
+          pod: this.pod,
+          outcome: 'failed',
+          reason: Reasons.ReceiverLost,
+          message: `no credit for bucket ${bucket} within ${timeoutMs} ms`,
+        });
+        return false;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#creditWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.alive;
+  }
+
+  waitResult(): Promise<void> {
+    if (this.outcome !== undefined) return Promise.resolve();
+    return new Promise((resolve) => this.#resultWaiters.push(resolve));
+  }
+
+  send(stream: number, frames: Buffer[]): Promise<void> {
+    const socket = this.streams[stream % this.streams.length];
+    if (socket === undefined || socket.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      socket.cork();
+      for (let i = 0; i < frames.length - 1; i++) socket.write(frames[i] as Buffer);
+      socket.write(frames[frames.length - 1] as Buffer, () => resolve());
+      socket.uncork();
+    });
+  }
+
+  control(message: PeerMessage): void {
+    const socket = this.streams[0];
+    if (socket !== undefined && !socket.destroyed) socket.write(encodeControl(message));
+  }
+}
+
+export class TcpTransport implements Transport {
+  readonly name = 'tcp' as const;
+  readonly #options: TcpTransportOptions;
+
+  constructor(options: TcpTransportOptions) {
+    if (
+      options.chunkBytes % 4 !== 0 ||
+      options.chunkBytes > MAX_CHUNK_BYTES ||
+      options.chunkBytes > options.pool.chunkBytes
+    ) {
+      throw new RangeError(
+        `chunkBytes ${options.chunkBytes} must be a multiple of 4, at most ${MAX_CHUNK_BYTES} and the pool's chunk size`,
+      );
+    }
+    this.#options = options;
+  }
+
+  // ---------------------------------------------------------------- seed
+
+  async serve(ctx: SeedRankContext): Promise<SeedRankSession> {
+    const peers = new Map(ctx.receivers.map((r) => [r.pod, new ReceiverPeer(r.pod, r.uid)]));
+    let started = false;
+    let rendezvousDone: () => void = () => {};
+    const rendezvous = new Promise<void>((resolve) => {
+      rendezvousDone = resolve;
+    });
+    const checkRendezvous = (): void => {
+      if ([...peers.values()].every((p) => p.ready || !p.alive)) rendezvousDone();
+    };
+    const log = ctx.log;
+
+    const server: Server = createServer((socket) => {
+      socket.setNoDelay(true);
+      const seedNonce = newNonce();
+      let peer: ReceiverPeer | undefined;
+      const refuse = (code: string, reason: string, message: string): void => {
+        log.warn({ peer: socket.remoteAddress, code, reason, message }, 'refused a peer');
+        this.#options.onRefused?.(reason);
+        socket.end(encodeControl({ v: V, type: 'refuse', code, reason, message: truncate(message) }));
+        socket.destroySoon();
+      };
+      const handshakeTimer = setTimeout(
+        () => refuse('SEEDCAST_ERR_TIMEOUT', Reasons.Failed, 'no hello in time'),
+        ctx.stepTimeoutMs,
+      );
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearTimeout(handshakeTimer);
+        if (peer?.alive) {
+          peer.finish({
+            pod: peer.pod,
+            outcome: 'failed',
+            reason: Reasons.ReceiverLost,
+            message: 'receiver connection closed before it reported',
+          });
+          log.warn({ peer: peer.pod }, 'receiver lost');
+          checkRendezvous();
+        }
+      });
+      socket.write(encodeControl({ v: V, type: 'challenge', nonce: seedNonce }));
+      new ControlReader(
+        socket,
+        (message) => {
+          if (peer === undefined) {
+            clearTimeout(handshakeTimer);
+            if (message.type !== 'hello')
+              return refuse('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, `expected hello, got ${message.type}`);
+            const refusal = this.#check(ctx, message, seedNonce, peers, started);
+            if (refusal !== undefined) return refuse(refusal.code, refusal.reason, refusal.message);
+            peer = peers.get(message.pod) as ReceiverPeer;
+            if (peer.expectedStreams === 0) peer.expectedStreams = message.streams;
+            peer.streams[message.stream] = socket;
+            peer.connected++;
+            const fields = {
+              namespace: ctx.transfer.namespace,
+              transfer: ctx.transfer.name,
+              attempt: ctx.transfer.attempt,
+              pod: ctx.self.pod,
+              uid: ctx.self.uid,
+              rank: ctx.rank,
+              fingerprint: ctx.engine.fingerprint,
+            };
+            socket.write(
+              encodeControl({
+                v: V,
+                type: 'accept',
+                pod: ctx.self.pod,
+                uid: ctx.self.uid,
+                rank: ctx.rank,
+                fingerprint: ctx.engine.fingerprint,
+                totalBytes: ctx.engine.totalBytes,
+                bucketBytes: ctx.engine.bucketBytes,
+                buckets: ctx.engine.buckets,
+                chunkBytes: this.#options.chunkBytes,
+                mac: acceptMac(ctx.token, fields, message.nonce, seedNonce),
+              }),
+            );
+            log.info(
+              { peer: message.pod, stream: message.stream, streams: message.streams },
+              'receiver stream accepted',
+            );
+            checkRendezvous();
+            return;
+          }
+          switch (message.type) {
+            case 'credit':
+              peer.grant(message.bucket);
+              return;
+            case 'result':
+              peer.finish({
+                pod: peer.pod,
+                outcome: message.outcome,
+                ...(message.message === undefined ? {} : { message: message.message }),
+                ...(message.outcome === 'failed' ? { reason: Reasons.Failed } : {}),
+              });
+              return;
+            case 'abort':
+              log.warn(
+                { peer: peer.pod, reason: message.reason, message: message.message },
+                'receiver aborted',
+              );
+              peer.finish({
+                pod: peer.pod,
+                outcome: 'failed',
+                reason: message.reason,
+                message: message.message,
+              });
+              checkRendezvous();
+              return;
+            case 'ping':
+              return;
+            default:
+              log.warn({ peer: peer.pod, type: message.type }, 'unexpected peer message');
+          }
+        },
+        (reason) => {
+          log.warn({ peer: peer?.pod ?? socket.remoteAddress, reason }, 'bad peer frame');
+          if (peer === undefined) refuse('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, reason);
+          else {
+            peer.finish({
+              pod: peer.pod,
+              outcome: 'failed',
+              reason: Reasons.Failed,
+              message: `protocol error: ${reason}`,
+            });
+            checkRendezvous();
+          }
+        },
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(ctx.port, ctx.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    log.info({ address: `${ctx.host}:${ctx.port}` }, 'seed listening');
+
+    const done = (async (): Promise<ReceiverOutcome[]> => {
+      const abort = new AbortController();
+      const onAbort = (): void => abort.abort(ctx.signal.reason);
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      const deadline = setTimeout(
+        () => abort.abort(deadlineError('while sending')),
+        Math.max(0, ctx.deadline - Date.now()),
+      );
+      const pinger = setInterval(() => {
+        for (const peer of peers.values()) if (peer.alive && peer.ready) peer.control({ v: V, type: 'ping' });
+      }, PING_INTERVAL_MS);
+      try {
+        const aborted = new Promise<never>((_, reject) => {
+          const fail = (): void => reject(asTransferError(abort.signal.reason));
+          if (abort.signal.aborted) fail();
+          abort.signal.addEventListener('abort', fail, { once: true });
+        });
+        aborted.catch(() => {});
+        const rendezvousTimer = new Promise<void>((resolve) =>
+          setTimeout(resolve, ctx.stepTimeoutMs).unref(),
+        );
+        await Promise.race([rendezvous, rendezvousTimer, aborted]);
+        started = true;
+        for (const peer of peers.values()) {
+          if (peer.alive && !peer.ready) {
+            peer.finish({
+              pod: peer.pod,
+              outcome: 'failed',
+              reason: Reasons.ReceiverLost,
+              message: `did not connect all streams within ${ctx.stepTimeoutMs} ms`,
+            });
+          }
+        }
+        const live = [...peers.values()].filter((p) => p.alive);
+        if (live.length === 0)
+          throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'no receiver connected');
+        log.info(
+          { receivers: live.map((p) => p.pod), buckets: ctx.engine.buckets },
+          'rendezvous complete, sending',
+        );
+        await Promise.race([this.#broadcast(ctx, [...peers.values()], abort.signal), aborted]);
+        await Promise.race([Promise.all([...peers.values()].map((p) => p.waitResult())), aborted]);
+        return [...peers.values()].map((p) => p.outcome as ReceiverOutcome);
+      } catch (err) {
+        const failure = asTransferError(err);
+        for (const peer of peers.values()) {
+          peer.control({ v: V, type: 'abort', reason: failure.reason, message: truncate(failure.message) });
+          peer.finish({ pod: peer.pod, outcome: 'failed', reason: failure.reason, message: failure.message });
+        }
+        throw failure;
+      } finally {
+        clearTimeout(deadline);
+        clearInterval(pinger);
+        ctx.signal.removeEventListener('abort', onAbort);
+        server.close();
+        for (const peer of peers.values()) for (const socket of peer.streams) socket?.end();
+      }
+    })();
+    return { address: `${ctx.host}:${ctx.port}`, done };
+  }
+
+  #check(
+    ctx: SeedRankContext,
+    hello: PeerHello,
+    seedNonce: string,
+    peers: Map<string, ReceiverPeer>,
+    started: boolean,
+  ): { code: string; reason: string; message: string } | undefined {
+    if (!macEquals(hello.mac, helloMac(ctx.token, hello, seedNonce))) {
+      return {
+        code: 'SEEDCAST_ERR_UNAUTHORIZED',
+        reason: Reasons.Failed,
+        message: 'hello not signed with the pod-to-pod token',
+      };
+    }
+    if (
+      hello.namespace !== ctx.transfer.namespace ||
+      hello.transfer !== ctx.transfer.name ||
+      hello.attempt !== ctx.transfer.attempt
+    ) {
+      return {
+        code: 'SEEDCAST_ERR_UNAUTHORIZED',
+        reason: Reasons.Failed,
+        message: `this port serves ${ctx.transfer.namespace}/${ctx.transfer.name} attempt ${ctx.transfer.attempt}, not ${hello.namespace}/${hello.transfer} attempt ${hello.attempt}`,
+      };
+    }
+    const peer = peers.get(hello.pod);
+    if (peer === undefined || peer.uid !== hello.uid) {
+      return {
+        code: 'SEEDCAST_ERR_UNAUTHORIZED',
+        reason: Reasons.Failed,
+        message: `pod ${hello.pod} (uid ${hello.uid}) is not a receiver of ${ctx.transfer.name}`,
+      };
+    }
+    if (hello.rank !== ctx.rank) {
+      return {
+        code: 'SEEDCAST_ERR_INVALID',
+        reason: Reasons.Failed,
+        message: `this port serves rank ${ctx.rank}, not rank ${hello.rank}`,
+      };
+    }
+    if (hello.fingerprint !== ctx.engine.fingerprint) {
+      return {
+        code: 'SEEDCAST_ERR_FINGERPRINT_MISMATCH',
+        reason: Reasons.FingerprintMismatch,
+        message: `rank ${ctx.rank}: receiver fingerprint ${hello.fingerprint} differs from the seed's ${ctx.engine.fingerprint}`,
+      };
+    }
+    if (started)
+      return {
+        code: 'SEEDCAST_ERR_INVALID',
+        reason: Reasons.Failed,
+        message: 'the broadcast already started',
+      };
+    if (!peer.alive)
+      return {
+        code: 'SEEDCAST_ERR_INVALID',
+        reason: Reasons.Failed,
+        message: `${hello.pod} already failed in this transfer`,
+      };
+    if (
+      hello.stream >= hello.streams ||
+      (peer.expectedStreams !== 0 && peer.expectedStreams !== hello.streams) ||
+      peer.streams[hello.stream] !== undefined
+    ) {
+      return {
+        code: 'SEEDCAST_ERR_INVALID',
+        reason: Reasons.Failed,
+        message: `stream ${hello.stream}/${hello.streams} is invalid or taken`,
+      };
+    }
+    return undefined;
+  }
+
+  async #broadcast(ctx: SeedRankContext, peers: ReceiverPeer[], signal: AbortSignal): Promise<void> {
+    const { engine } = ctx;
+    const { pool, chunkBytes, window } = this.#options;
+    const pacer = ctx.bandwidthLimit === undefined ? undefined : new Pacer(ctx.bandwidthLimit);
+    const fills: Array<Promise<number>> = [];
+    const startFill = (bucket: number): void => {
+      const fill = engine.fill(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
+      fill.catch(() => {});
+      fills[bucket] = fill;
+    };
+    for (let bucket = 0; bucket < Math.min(SLOTS_PER_RANK, engine.buckets); bucket++) startFill(bucket);
+    let inFlight = 0;
+    let windowWaiter: (() => void) | undefined;
+    let chunkIndex = 0;
+    for (let bucket = 0; bucket < engine.buckets; bucket++) {
+      const range = bucketRange(engine.totalBytes, engine.bucketBytes, bucket);
+      const filled = await fills[bucket];
+      if (filled !== range.bytes) {
+        throw new TransferError(
+          'SEEDCAST_ERR_PROTOCOL',
+          Reasons.Failed,
+          `engine filled ${filled} bytes of bucket ${bucket}, expected ${range.bytes}`,
+        );
+      }
+      const slot = engine.slot(bucket % SLOTS_PER_RANK);
+      const checksum = new BucketChecksum(range.bytes);
+      const pending: Array<Promise<void>> = [];
+      for (let offset = 0; offset < range.bytes; offset += chunkBytes) {
+        if (signal.aborted) throw asTransferError(signal.reason);
+        const length = Math.min(chunkBytes, range.bytes - offset);
+        while (inFlight >= window) await new Promise<void>((resolve) => (windowWaiter = resolve));
+        const buffer = await pool.acquire();
+        inFlight++;
+        const release = (): void => {
+          pool.release(buffer);
+          inFlight--;
+          const waiter = windowWaiter;
+          windowWaiter = undefined;
+          waiter?.();
+        };
+        if (slot.read(buffer, offset, length) !== length) {
+          release();
+          throw new TransferError(
+            'SEEDCAST_ERR_PROTOCOL',
+            Reasons.Failed,
+            `staging slot shorter than bucket ${bucket}`,
+          );
+        }
+        const payload = buffer.subarray(0, length);
+        checksum.add(offset, length, pool.arena.partial(payload));
+        if (pacer !== undefined)
+          await pacer.take(length * Math.max(1, peers.filter((p) => p.alive).length), signal);
+        const header = encodeHeader(FRAME_CHUNK, length, bucket, offset);
+        const writes: Array<Promise<void>> = [];
+        let receivers = 0;
+        for (const peer of peers) {
+          if (!peer.alive) continue;
+          if (!(await peer.waitCredit(bucket, ctx.stepTimeoutMs))) continue;
+          writes.push(peer.send(chunkIndex, [header, payload]));
+          receivers++;
+        }
+        chunkIndex++;
+        if (receivers === 0) {
+          release();
+          throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'every receiver was lost');
+        }
+        ctx.onBytesSent(length * receivers);
+        const sent = Promise.all(writes).then(release);
+        pending.push(sent);
+      }
+      // The slot has been read out completely: the engine may refill it.
+      if (bucket + SLOTS_PER_RANK < engine.buckets) startFill(bucket + SLOTS_PER_RANK);
+      const text = checksum.toString();
+      for (const peer of peers)
+        if (peer.alive) peer.control({ v: V, type: 'bucket', bucket, bytes: range.bytes, checksum: text });
+      // Chunks of this bucket may still sit in socket buffers; they are released as they flush.
+      void pending;
+    }
+  }
+
+  // ---------------------------------------------------------------- receiver
+
+  async receive(ctx: ReceiverRankContext): Promise<void> {
+    const { engine } = ctx;
+    const { streams: streamCount, pool } = this.#options;
+    const [host, portText] = splitAddress(ctx.address);
+    const abort = new AbortController();
+    const onAbort = (): void => abort.abort(ctx.signal.reason);
+    if (ctx.signal.aborted) throw asTransferError(ctx.signal.reason);
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const deadline = setTimeout(
+      () => abort.abort(deadlineError('while receiving')),
+      Math.max(0, ctx.deadline - Date.now()),
+    );
+    const sockets: Socket[] = [];
+    const buffers: Buffer[] = [];
+    let failed: TransferError | undefined;
+    let settle: { resolve: () => void; reject: (err: TransferError) => void } | undefined;
+    const finished = new Promise<void>((resolve, reject) => {
+      settle = { resolve, reject };
+    });
+    finished.catch(() => {});
+    const fail = (err: unknown): void => {
+      if (failed !== undefined) return;
+      failed = asTransferError(err, Reasons.SeedLost);
+      const stream0 = sockets[0];
+      if (stream0 !== undefined && !stream0.destroyed) {
+        stream0.end(
+          encodeControl({ v: V, type: 'abort', reason: failed.reason, message: truncate(failed.message) }),
+        );
+      }
+      for (const socket of sockets) socket.destroySoon();
+      settle?.reject(failed);
+    };
+    abort.signal.addEventListener('abort', () => fail(abort.signal.reason), { once: true });
+
+    // Per-bucket receive state.
+    const received = new Map<number, { bytes: number; checksum: BucketChecksum; expected?: string }>();
+    const credited = new Set<number>();
+    let verifiedBytes = 0;
+    let drained = 0;
+    let lastActivity = performance.now();
+    let accepted: Accept | undefined;
+
+    const credit = (bucket: number): void => {
+      if (bucket >= engine.buckets) return;
+      credited.add(bucket);
+      received.set(bucket, {
+        bytes: 0,
+        checksum: new BucketChecksum(bucketRange(engine.totalBytes, engine.bucketBytes, bucket).bytes),
+      });
+      sockets[0]?.write(encodeControl({ v: V, type: 'credit', bucket }));
+    };
+
+    const maybeVerify = (bucket: number): void => {
+      const state = received.get(bucket);
+      if (state === undefined || state.expected === undefined || state.bytes !== state.checksum.length)
+        return;
+      const actual = state.checksum.toString();
+      if (actual !== state.expected) {
+        fail(
+          new TransferError(
+            'SEEDCAST_ERR_CHECKSUM',
+            Reasons.Failed,
+            `bucket ${bucket} checksum ${actual} differs from the seed's ${state.expected}`,
+          ),
+        );
+        return;
+      }
+      received.delete(bucket);
+      credited.delete(bucket);
+      engine.drain(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs).then(
+        () => {
+          if (failed !== undefined) return;
+          drained++;
+          verifiedBytes += state.bytes;
+          ctx.onProgress(verifiedBytes);
+          if (drained === engine.buckets) {
+            const stream0 = sockets[0];
+            stream0?.write(encodeControl({ v: V, type: 'result', outcome: 'verified' }));
+            for (const socket of sockets) socket.end();
+            settle?.resolve();
+            return;
+          }
+          credit(bucket + SLOTS_PER_RANK);
+        },
+        (err) =>
+          fail(
+            new TransferError(
+              'SEEDCAST_ERR_PROTOCOL',
+              Reasons.Failed,
+              `engine drain of bucket ${bucket} failed: ${errorMessage(err)}`,
+            ),
+          ),
+      );
+    };
+
+    const onChunk = (bucket: number, offset: number, payload: Buffer): void => {
+      const state = received.get(bucket);
+      if (state === undefined || !credited.has(bucket)) {
+        fail(
+          new TransferError(
+            'SEEDCAST_ERR_PROTOCOL',
+            Reasons.Failed,
+            `chunk of bucket ${bucket} arrived without credit`,
+          ),
+        );
+        return;
+      }
+      if (
+        offset % 4 !== 0 ||
+        offset + payload.length > state.checksum.length ||
+        state.bytes + payload.length > state.checksum.length
+      ) {
+        fail(
+          new TransferError(
+            'SEEDCAST_ERR_PROTOCOL',
+            Reasons.Failed,
+            `chunk ${bucket}@${offset}+${payload.length} outside the bucket`,
+          ),
+        );
+        return;
+      }
+      engine.slot(bucket % SLOTS_PER_RANK).write(payload, offset);
+      state.checksum.add(offset, payload.length, pool.arena.partial(payload));
+      state.bytes += payload.length;
+      maybeVerify(bucket);
+    };
+
+    const onControl = (message: PeerMessage, stream: number, handshake: (m: PeerMessage) => void): void => {
+      switch (message.type) {
+        case 'challenge':
+        case 'accept':
+        case 'refuse':
+          handshake(message);
+          return;
+        case 'bucket': {
+          const state = received.get(message.bucket);
+          if (state === undefined) {
+            fail(
+              new TransferError(
+                'SEEDCAST_ERR_PROTOCOL',
+                Reasons.Failed,
+                `checksum for uncredited bucket ${message.bucket}`,
+              ),
+            );
+            return;
+          }
+          state.expected = message.checksum;
+          maybeVerify(message.bucket);
+          return;
+        }
+        case 'abort':
+          fail(
+            new TransferError(
+              'SEEDCAST_ERR_ABORTED',
+              message.reason || Reasons.SeedLost,
+              `seed aborted: ${message.message}`,
+            ),
+          );
+          return;
+        case 'ping':
+          return;
+        default:
+          fail(
+            new TransferError(
+              'SEEDCAST_ERR_PROTOCOL',
+              Reasons.Failed,
+              `unexpected ${message.type} on stream ${stream}`,
+            ),
+          );
+      }
+    };
+
+    const openStream = (stream: number, buffer: Buffer): Promise<Accept> =>
+      new Promise<Accept>((resolve, reject) => {
+        const header = Buffer.alloc(HEADER_BYTES);
+        let phase: 'header' | 'control' | 'chunk' = 'header';
+        let frame = { type: 0, length: 0, bucket: 0, offset: 0 };
+        let control = Buffer.alloc(0);
+        let filled = 0;
+        const nonce = newNonce();
+        let handshaken = false;
+        const handshake = (message: PeerMessage): void => {
+          if (message.type === 'challenge' && !handshaken) {
+            const fields = {
+              namespace: ctx.transfer.namespace,
+              transfer: ctx.transfer.name,
+              attempt: ctx.transfer.attempt,
+              pod: ctx.self.pod,
+              uid: ctx.self.uid,
+              rank: ctx.rank,
+              fingerprint: engine.fingerprint,
+              stream,
+              streams: streamCount,
+              nonce,
+            };
+            socket.write(
+              encodeControl({
+                v: V,
+                type: 'hello',
+                ...fields,
+                mac: helloMac(ctx.token, fields, message.nonce),
+              }),
+            );
+            seedNonce = message.nonce;
+            return;
+          }
+          if (message.type === 'accept' && !handshaken && seedNonce !== undefined) {
+            const expected = acceptMac(
+              ctx.token,
+              {
+                namespace: ctx.transfer.namespace,
+                transfer: ctx.transfer.name,
+                attempt: ctx.transfer.attempt,
+                pod: message.pod,
+                uid: message.uid,
+                rank: message.rank,
+                fingerprint: message.fingerprint,
+              },
+              nonce,
+              seedNonce,
+            );
+            if (
+              !macEquals(message.mac, expected) ||
+              message.pod !== ctx.seed.pod ||
+              message.uid !== ctx.seed.uid
+            ) {
+              reject(
+                new TransferError(
+                  'SEEDCAST_ERR_UNAUTHORIZED',
+                  Reasons.Failed,
+                  `the peer at ${ctx.address} could not prove it is seed ${ctx.seed.pod}`,
+                ),
+              );
+              return;
+            }
+            handshaken = true;
+            resolve(message);
+            return;
+          }
+          if (message.type === 'refuse') {
+            const reason =
+              message.code === 'SEEDCAST_ERR_FINGERPRINT_MISMATCH'
+                ? Reasons.FingerprintMismatch
+                : message.reason;
+            reject(
+              new TransferError(
+                'SEEDCAST_ERR_UNAUTHORIZED',
+                reason,
+                `seed refused rank ${ctx.rank}: ${message.code}: ${message.message}`,
+                { retryable: false },
+              ),
+            );
+            return;
+          }
+          reject(
+            new TransferError(
+              'SEEDCAST_ERR_PROTOCOL',
+              Reasons.Failed,
+              `unexpected ${message.type} during the handshake`,
+            ),
+          );
+        };
+        let seedNonce: string | undefined;
+        const protocolError = (reason: string): void => {
+          const err = new TransferError(
+            'SEEDCAST_ERR_PROTOCOL',
+            Reasons.Failed,
+            `stream ${stream}: ${reason}`,
+          );
+          if (handshaken) fail(err);
+          else reject(err);
+          socket.destroy();
+        };
+        const socket = connect({
+          host,
+          port: portText,
+          onread: {
+            buffer: () => {
+              if (phase === 'header') return header.subarray(filled);
+              if (phase === 'control') return control.subarray(filled);
+              return buffer.subarray(filled, frame.length);
+            },
+            callback: (bytes: number) => {
+              lastActivity = performance.now();
+              filled += bytes;
+              if (phase === 'header') {
+                if (filled < HEADER_BYTES) return true;
+                const decoded = decodeHeader(header);
+                filled = 0;
+                if (typeof decoded === 'string') {
+                  protocolError(decoded);
+                  return false;
+                }
+                frame = decoded;
+                if (decoded.type === FRAME_CHUNK) {
+                  if (!handshaken || accepted === undefined || decoded.length > buffer.length) {
+                    protocolError('chunk before the handshake or larger than agreed');
+                    return false;
+                  }
+                  phase = 'chunk';
+                } else {
+                  control = Buffer.alloc(decoded.length);
+                  phase = 'control';
+                }
+                return true;
+              }
+              if (phase === 'control') {
+                if (filled < control.length) return true;
+                phase = 'header';
+                filled = 0;
+                const parsed = parseControl(control);
+                if (typeof parsed === 'string') {
+                  protocolError(parsed);
+                  return false;
+                }
+                onControl(parsed, stream, handshake);
+                return true;
+              }
+              if (filled < frame.length) return true;
+              phase = 'header';
+              filled = 0;
+              onChunk(frame.bucket, frame.offset, buffer.subarray(0, frame.length));
+              return true;
+            },
+          },
+        });
+        sockets[stream] = socket;
+        socket.setNoDelay(true);
+        socket.on('error', (err) => {
+          if (!handshaken)
+            reject(
+              new TransferError(
+                'SEEDCAST_ERR_PEER_LOST',
+                Reasons.SeedLost,
+                `cannot reach seed at ${ctx.address}: ${err.message}`,
+              ),
+            );
+        });
+        socket.on('close', () => {
+          if (!handshaken)
+            reject(
+              new TransferError(
+                'SEEDCAST_ERR_PEER_LOST',
+                Reasons.SeedLost,
+                `seed at ${ctx.address} closed stream ${stream} during the handshake`,
+              ),
+            );
+          else if (drained < engine.buckets)
+            fail(
+              new TransferError(
+                'SEEDCAST_ERR_PEER_LOST',
+                Reasons.SeedLost,
+                `lost the seed on stream ${stream} after ${verifiedBytes} verified bytes`,
+              ),
+            );
+        });
+      });
+
+    const watchdog = setInterval(
+      () => {
+        const idle = performance.now() - lastActivity;
+        if (idle > ctx.stepTimeoutMs)
+          fail(
+            new TransferError(
+              'SEEDCAST_ERR_TIMEOUT',
+              Reasons.SeedLost,
+              `seed silent for ${Math.round(idle)} ms`,
+            ),
+          );
+      },
+      Math.min(1000, ctx.stepTimeoutMs / 2),
+    );
+    try {
+      for (let stream = 0; stream < streamCount; stream++) buffers.push(await pool.acquire());
+      const handshakes = Promise.all(buffers.map((buffer, stream) => openStream(stream, buffer)));
+      handshakes.catch(() => {});
+      const accepts = await Promise.race([handshakes, finished.then(() => [] as Accept[])]);
+      accepted = accepts[0];
+      if (accepted === undefined)
+        throw new TransferError('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, 'no accept from the seed');
+      if (accepted.fingerprint !== engine.fingerprint) {
+        throw new TransferError(
+          'SEEDCAST_ERR_FINGERPRINT_MISMATCH',
+          Reasons.FingerprintMismatch,
+          `seed rank ${ctx.rank} fingerprint ${accepted.fingerprint} differs from ours ${engine.fingerprint}`,
+        );
+      }
+      if (accepted.totalBytes !== engine.totalBytes || accepted.bucketBytes !== engine.bucketBytes) {
+        throw new TransferError(
+          'SEEDCAST_ERR_INVALID',
+          Reasons.ValidationFailed,
+          `seed plans ${accepted.totalBytes} bytes in buckets of ${accepted.bucketBytes}, this agent ${engine.totalBytes} in buckets of ${engine.bucketBytes}; agents of one WeightSource need the same bucket size`,
+          { retryable: false },
+        );
+      }
+      ctx.log.info(
+        { peer: ctx.seed.pod, streams: streamCount, buckets: engine.buckets },
+        'accepted by the seed',
+      );
+      lastActivity = performance.now();
+      for (let bucket = 0; bucket < Math.min(SLOTS_PER_RANK, engine.buckets); bucket++) credit(bucket);
+      if (engine.buckets === 0) settle?.resolve();
+      await finished;
+    } catch (err) {
+      fail(err);
+      throw failed ?? asTransferError(err);
+    } finally {
+      clearTimeout(deadline);
+      clearInterval(watchdog);
+      ctx.signal.removeEventListener('abort', onAbort);
+      for (const socket of sockets) if (!socket.destroyed) socket.destroySoon();
+      // A buffer may still be the target of a pending read until its socket is gone.
+      const release = (): void => {
+        for (const buffer of buffers) pool.release(buffer);
+      };
+      if (sockets.every((s) => s.destroyed)) release();
+      else
+        Promise.all(
+          sockets.map((s) => (s.destroyed ? undefined : new Promise((r) => s.once('close', r)))),
+        ).then(release);
+    }
+  }
+}
+
+export function splitAddress(address: string): [string, number] {
+  const colon = address.lastIndexOf(':');
+  const host = address.slice(0, colon).replace(/^\[|\]$/g, '');
+  return [host, Number(address.slice(colon + 1))];
+}

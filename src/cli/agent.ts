@@ -1,0 +1,65 @@
+// `seedcast agent`: the in-pod agent (see docs/agent.md).
+import { parseArgs } from 'node:util';
+import { startAgent } from '../agent/agent.ts';
+import { KubeStatusSink, KubeTransferSource } from '../agent/cluster/kube.ts';
+import { LocalStatusSink, LocalTransferSource } from '../agent/cluster/local.ts';
+import { configHelp, loadConfig, SETTINGS } from '../agent/config.ts';
+import { errorMessage } from '../shared/errors.ts';
+import { KubeClient } from '../shared/kube.ts';
+import { createLogger } from '../shared/log.ts';
+
+export async function run(argv: string[]): Promise<number> {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const setting of Object.values(SETTINGS)) options[setting.flag] = { type: 'string' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({ args: argv, options, strict: true }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
+  } catch (err) {
+    process.stderr.write(`seedcast agent: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  if (values.help === true) {
+    process.stdout.write(
+      `usage: seedcast agent [options]   (each option also reads its environment variable)\n\n${configHelp()}\n`,
+    );
+    return 0;
+  }
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(values as Record<string, string | undefined>);
+  } catch (err) {
+    process.stderr.write(`seedcast agent: ${errorMessage(err)}\n`);
+    return 2;
+  }
+  const log = createLogger({ name: 'seedcast-agent', level: config.logLevel }).child({ pod: config.podName });
+  let client: KubeClient | undefined;
+  const cluster =
+    config.localDir === undefined
+      ? await (async () => {
+          client = await KubeClient.create(
+            config.kubeconfig === undefined ? {} : { kubeconfig: config.kubeconfig },
+          );
+          return {
+            source: new KubeTransferSource(client, config.namespace, log.child({ component: 'watch' })),
+            sink: new KubeStatusSink(client, config.namespace, config.podName),
+          };
+        })()
+      : {
+          source: new LocalTransferSource(config.localDir, config.namespace, log),
+          sink: new LocalStatusSink(config.localDir, config.podName),
+        };
+  const agent = await startAgent(config, { ...cluster, log });
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  log.info('shutting down');
+  await agent.close();
+  await client?.close();
+  return 0;
+}

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Harness, type Pod, waitFor } from './harness.ts';
+
+describe('tcp transfer between agent processes', () => {
+  const h = new Harness('transfer');
+  let seed: Pod;
+  let receivers: Pod[];
+
+  before(async () => {
+    seed = await h.pod({ name: 'seed-0', tp: 2, size: '6Mi', state: 'loaded' });
+    receivers = await Promise.all(
+      ['recv-a', 'recv-b', 'recv-c'].map((name) => h.pod({ name, tp: 2, size: '6Mi', state: 'empty' })),
+    );
+  });
+  after(() => h.close());
+
+  it('one seed and three receivers (TP=2) end with byte-identical tensors', async () => {
+    const fingerprint = await h.fingerprint(seed);
+    for (const r of receivers) assert.equal(await h.fingerprint(r), fingerprint);
+    await h.transfer({ name: 'wt-fanout', fingerprint, seed, receivers, ranks: 2 });
+    for (const r of receivers) {
+      const entry = await waitFor(
+        () => {
+          const e = h.receiverEntry('wt-fanout', r);
+          return e !== undefined && (e.phase === 'Succeeded' || e.phase === 'Failed') ? e : undefined;
+        },
+        30_000,
+        `${r.name} to finish`,
+      );
+      assert.equal(entry.phase, 'Succeeded', JSON.stringify(entry));
+      assert.equal(entry.verified, true);
+      assert.equal(entry.bytesDone, entry.bytesTotal);
+    }
+    const seedDigests = h.engineStatus(seed)?.ranks.map((r) => r.digest);
+    assert.equal(seedDigests?.length, 2);
+    for (const r of receivers) {
+      const status = await waitFor(
+        () => {
+          const s = h.engineStatus(r);
+          return s?.ranks.every((rank) => rank.state === 'loaded') ? s : undefined;
+        },
+        10_000,
+        `${r.name} engine loaded`,
+      );
+      assert.deepEqual(
+        status.ranks.map((rank) => rank.digest),
+        seedDigests,
+      );
+    }
+    const seedEntry = await waitFor(
+      () => h.status('wt-fanout')?.seed?.phase === 'Succeeded' && h.status('wt-fanout').seed,
+      10_000,
+      'seed Succeeded',
+    );
+    assert.ok(seedEntry.bytesSent >= 3 * 2 * 5_000_000);
+    const metrics = await (await fetch(`http://127.0.0.1:${receivers[0]?.httpPort}/metrics`)).text();
+    assert.match(metrics, /seedcast_agent_transfers_total\{role="receiver",outcome="succeeded"\} 1/);
+  });
+});
