@@ -77,10 +77,18 @@ def sum32x2(data: bytes | bytearray | memoryview) -> str:
         import numpy as np  # type: ignore
 
         pad = (-n) % 4
-        buf = np.frombuffer(bytes(mv) + b"\0" * pad, dtype="<u4").astype(np.uint64)
-        a = int(buf.sum() % (1 << 32))
-        idx = np.arange(1, len(buf) + 1, dtype=np.uint64)
-        c = int(((buf * idx) % (1 << 32)).sum() % (1 << 32))
+        words = np.frombuffer(mv, dtype=np.uint8)
+        if pad:
+            words = np.concatenate([words, np.zeros(pad, dtype=np.uint8)])
+        w = words.view("<u4")
+        a = c = 0
+        step = 1 << 22  # words per chunk; uint64 arithmetic wraps mod 2^64, which keeps mod 2^32 exact
+        for o in range(0, len(w), step):
+            chunk = w[o : o + step].astype(np.uint64)
+            s_ = int(chunk.sum(dtype=np.uint64))
+            j = np.arange(1, len(chunk) + 1, dtype=np.uint64)
+            a = (a + s_) & 0xFFFFFFFF
+            c = (c + o * s_ + int(np.dot(j, chunk))) & 0xFFFFFFFF
     except ImportError:
         raw = bytes(mv) + b"\0" * ((-n) % 4)
         a = c = 0

@@ -54,6 +54,9 @@ class HostBuffer:
     def read(self, n: int) -> bytes:
         return bytes(self.view[:n])
 
+    def checksum(self, n: int) -> str:
+        return sum32x2(self.view[:n])
+
     def write(self, data: bytes | memoryview) -> None:
         self.view[: len(data)] = data
 
@@ -95,6 +98,27 @@ class CudaBuffer:
 
         self.lib.cudaSetDevice(ctypes.c_int(self.device))
         check_cuda(self.lib.cudaMemcpy(ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(n), ctypes.c_int(kind)), "cudaMemcpy")
+
+    def checksum(self, n: int) -> str:
+        """sum32x2 of the first n bytes, computed on the GPU (torch) where the bucket lives."""
+        import torch
+
+        from ..staging import _CudaArray
+
+        u8 = torch.as_tensor(_CudaArray(self.ptr, self.bytes), device=f"cuda:{self.device}")[:n]
+        pad = (-n) % 4
+        if pad:
+            u8 = torch.cat([u8, u8.new_zeros(pad)])
+        w32 = u8.view(torch.int32)
+        a = c = 0
+        step = 1 << 24
+        for o in range(0, w32.numel(), step):
+            w = w32[o : o + step].to(torch.int64) & 0xFFFFFFFF
+            s_ = int(w.sum())
+            j = torch.arange(1, w.numel() + 1, device=w.device, dtype=torch.int64)
+            a = (a + s_) & 0xFFFFFFFF
+            c = (c + o * s_ + int((w * j).sum())) & 0xFFFFFFFF
+        return f"{n}:{a:08x}{c:08x}"
 
     def read(self, n: int) -> memoryview:
         self._copy(self.host, self.ptr, n, 2)  # device -> host
@@ -140,6 +164,8 @@ class AgentEndpoint:
         self.buffers: list[Any] = []
         self.ids = 1000
         self.errors: list[dict[str, Any]] = []
+        self.checksum_at_source = False
+        self.last_checksum: str | None = None
 
     # -- raw frames
     def accept(self, timeout: float = 30.0) -> None:
@@ -237,7 +263,9 @@ class AgentEndpoint:
                 raise SeedcastError(reply["code"], reply["message"])
             k, slot = inflight.pop(reply["id"])
             assert reply["type"] == "filled" and reply["bucket"] == k and reply["bytes"] == self.plan.bucket_length(k)
-            on_bucket(k, self.buffers[slot].read(self.plan.bucket_length(k)))
+            n = self.plan.bucket_length(k)
+            self.last_checksum = self.buffers[slot].checksum(n) if self.checksum_at_source else None
+            on_bucket(k, self.buffers[slot].read(n))
             free.append(slot)
 
     # -- receiver: drain one bucket (already verified)
@@ -290,7 +318,7 @@ def relay(seed: AgentEndpoint, recv: AgentEndpoint) -> dict[str, Any]:
     def sender() -> None:
         try:
             def on_bucket(k: int, data: Any) -> None:
-                cs = sum32x2(data).encode().ljust(32)
+                cs = (seed.last_checksum or sum32x2(data)).encode().ljust(32)
                 tx.sendall(_HDR.pack(k, len(data)) + cs)
                 tx.sendall(data)
             seed.fill_all(on_bucket)
@@ -309,6 +337,7 @@ def relay(seed: AgentEndpoint, recv: AgentEndpoint) -> dict[str, Any]:
             got += r
         return view
 
+    seed.checksum_at_source = isinstance(seed.buffers[0], CudaBuffer)
     t = threading.Thread(target=sender, daemon=True)
     t0 = time.perf_counter()
     t.start()
@@ -320,11 +349,14 @@ def relay(seed: AgentEndpoint, recv: AgentEndpoint) -> dict[str, Any]:
         k, n = _HDR.unpack_from(h, 0)
         want = bytes(h[_HDR.size:]).strip().decode()
         data = recv_exact(n, buf)
-        got = sum32x2(data)
+        recv.buffers[slot].write(data)
+        got = recv.buffers[slot].checksum(n)  # verify what the slot holds, before the drain
         if got != want:
             recv.complete("failed", f"bucket {k}: checksum {got} != {want}")
             raise SeedcastError(errors.CHECKSUM, f"bucket {k}: checksum {got} != {want}")
-        recv.drain(k, data, slot)
+        reply = recv.request("drain", bucket=k, slot=slot)
+        if reply["type"] != "drained":
+            raise SeedcastError(reply.get("code", errors.PROTOCOL), reply.get("message", str(reply)))
         slot = (slot + 1) % len(recv.buffers)
         stats["bytes"] += n
     t.join()
