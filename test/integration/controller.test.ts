@@ -1,0 +1,336 @@
+// The controller against a real control plane (kube-apiserver, etcd, controller-manager,
+// scheduler, KWOK): pods come from the Deployment rendered from an InferenceDeployment, KWOK runs
+// them on fake nodes and gates their Ready on the readiness gates; test/support/fake-agent.ts
+// plays the agents per docs/agent-contract.md.
+import assert from 'node:assert/strict';
+import { before, describe, it, type TestContext } from 'node:test';
+import {
+  Annotations,
+  API_VERSION,
+  GROUP,
+  Kinds,
+  Labels,
+  Plurals,
+  TERMINAL_PHASES,
+  VERSION,
+  WEIGHTS_READY,
+} from '../../src/api/v1alpha1/index.ts';
+import { type RunningController, startController } from '../../src/controller/manager.ts';
+import { Resources } from '../../src/shared/kube.ts';
+import { silentLogger } from '../../src/shared/log.ts';
+import { applyObjects, conditionOf, installCrds, useCluster, waitFor } from '../support/cluster.ts';
+import { FakeAgents, type PodObject, type TransferObject } from '../support/fake-agent.ts';
+
+const cluster = useCluster({ nodes: 4, gpusPerNode: 8 });
+const IDS = { group: GROUP, version: VERSION, plural: Plurals.InferenceDeployment } as const;
+
+before(async () => {
+  await installCrds(cluster.client);
+});
+
+async function controllerFor(namespace: string, identity = 'test'): Promise<RunningController> {
+  return startController(
+    cluster.client,
+    {
+      namespace,
+      identity,
+      leaderElect: true,
+      leaseNamespace: namespace,
+      leaseName: 'seedcast-controller',
+      leaseDurationSeconds: 4,
+      agentImage: 'seedcast:test',
+      agentGpuSharing: 'EnvVar',
+      agentPort: 9400,
+      agentServiceAccount: undefined,
+      agentTokenSecret: undefined,
+      agentResources: undefined,
+      workers: 4,
+      resyncSeconds: 30,
+      retentionSeconds: 600,
+      watchNodes: true,
+    },
+    silentLogger(),
+  );
+}
+
+export async function setup(
+  t: TestContext,
+  options: { replicas?: number; minSeeds?: number; transfer?: Record<string, unknown> } = {},
+) {
+  const namespace = await cluster.namespace(t, 'ctrl');
+  await applyObjects(
+    cluster.client,
+    [
+      {
+        apiVersion: API_VERSION,
+        kind: Kinds.WeightSource,
+        metadata: { name: 'model' },
+        spec: {
+          model: 'test/model',
+          engine: { name: 'fixture', version: '1' },
+          layout: { tensorParallel: 2 },
+          transfer: {
+            transports: ['tcp'],
+            batchWindowSeconds: 2,
+            maxReceiversPerGroup: 8,
+            maxConcurrentPerSeed: 1,
+            ports: { start: 29500, count: 16 },
+            ...options.transfer,
+          },
+        },
+      },
+      {
+        apiVersion: API_VERSION,
+        kind: Kinds.InferenceDeployment,
+        metadata: { name: 'llm' },
+        spec: {
+          replicas: options.replicas ?? 1,
+          weightSource: 'model',
+          minSeeds: options.minSeeds ?? 1,
+          template: { spec: { containers: [{ name: 'engine', image: 'engine:test', command: ['serve'] }] } },
+        },
+      },
+    ],
+    { namespace },
+  );
+  const controller = await controllerFor(namespace);
+  const agents = new FakeAgents(cluster.client, namespace);
+  t.after(async () => {
+    await agents.stop();
+    await controller.stop();
+  });
+  return { namespace, controller, agents };
+}
+
+export async function scale(namespace: string, replicas: number): Promise<void> {
+  await cluster.client.mergePatch(
+    { ...IDS, namespace, name: 'llm', subresource: 'scale' },
+    { spec: { replicas } },
+  );
+}
+
+export async function pods(namespace: string): Promise<PodObject[]> {
+  const list = await cluster.client.list<PodObject>(
+    { ...Resources.pods, namespace },
+    { labelSelector: `${Labels.inferenceDeployment}=llm` },
+  );
+  return list.items.filter((p) => p.metadata.deletionTimestamp === undefined);
+}
+
+const weightsReady = (p: PodObject) => conditionOf(p, WEIGHTS_READY)?.status === 'True';
+const podReady = (p: PodObject) => conditionOf(p, 'Ready')?.status === 'True';
+const active = (ts: TransferObject[]) => ts.filter((t) => !TERMINAL_PHASES.has(t.status?.phase ?? 'Pending'));
+
+/** Invariants 1 and 2 on what the API server holds right now. */
+export async function checkInvariants(namespace: string, agents: FakeAgents): Promise<void> {
+  const transfers = await agents.transfers();
+  const verified = new Set<string>();
+  for (const t of transfers) {
+    for (const r of t.spec.receivers) {
+      const entry = t.status?.receivers?.find((e) => e.pod === r.pod);
+      if (entry?.phase === 'Succeeded' && entry.verified) verified.add(r.uid);
+    }
+  }
+  for (const p of await pods(namespace)) {
+    if (weightsReady(p) || podReady(p)) {
+      assert.ok(verified.has(p.metadata.uid ?? ''), `${p.metadata.name} Ready before a verified transfer`);
+    }
+  }
+  const used = new Map<string, Set<number>>();
+  const perReceiver = new Map<string, number>();
+  for (const t of active(transfers)) {
+    const parties = [
+      ...(t.spec.source.seed ? [t.spec.source.seed.uid] : []),
+      ...t.spec.receivers.map((r) => r.uid),
+    ];
+    for (const uid of parties) {
+      const set = used.get(uid) ?? new Set<number>();
+      for (const { port } of t.spec.ports) {
+        assert.ok(!set.has(port), `port ${port} double-booked on ${uid}`);
+        set.add(port);
+      }
+      used.set(uid, set);
+    }
+    for (const r of t.spec.receivers) perReceiver.set(r.uid, (perReceiver.get(r.uid) ?? 0) + 1);
+  }
+  for (const [uid, n] of perReceiver) assert.equal(n, 1, `${uid} has ${n} active transfers`);
+}
+
+async function allReady(namespace: string, n: number): Promise<PodObject[]> {
+  return waitFor(
+    `${n} pods Ready`,
+    async () => {
+      const list = await pods(namespace);
+      return list.length === n && list.every((p) => weightsReady(p) && podReady(p)) ? list : undefined;
+    },
+    { timeoutMs: 60_000 },
+  );
+}
+
+describe('controller against a real control plane', () => {
+  it('first pod cold-loads alone, three more join one group from it, nobody Ready early', async (t) => {
+    const { namespace, agents } = await setup(t);
+    const released = new Set<string>();
+    agents.start('model', { hold: (x) => !released.has(x.metadata.name) });
+    const [cold] = await waitFor('the cold load', async () => {
+      const ts = await agents.transfers();
+      return ts.length === 1 ? ts : undefined;
+    });
+    assert.equal(cold?.spec.source.type, 'Storage');
+    await checkInvariants(namespace, agents);
+    const [first] = await pods(namespace);
+    assert.ok(first !== undefined && !weightsReady(first) && !podReady(first));
+    released.add(cold?.metadata.name ?? '');
+    const [seed] = await allReady(namespace, 1);
+    await waitFor('seed annotation', async () => {
+      const p = await cluster.client.get<PodObject>({
+        ...Resources.pods,
+        namespace,
+        name: seed?.metadata.name ?? '',
+      });
+      return p.metadata.annotations?.[Annotations.role] === 'seed';
+    });
+
+    await scale(namespace, 4);
+    const group = await waitFor(
+      'one group of three',
+      async () => {
+        const ts = (await agents.transfers()).filter((x) => x.spec.source.type === 'Seed');
+        return ts.length >= 1 && (ts[0]?.spec.receivers.length ?? 0) === 3 ? ts : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    assert.equal(group.length, 1);
+    assert.equal(group[0]?.spec.source.seed?.pod, seed?.metadata.name);
+    assert.equal(group[0]?.spec.ports.length, 2);
+    await checkInvariants(namespace, agents);
+    assert.equal((await pods(namespace)).filter(podReady).length, 1);
+    released.add(group[0]?.metadata.name ?? '');
+    await allReady(namespace, 4);
+    await checkInvariants(namespace, agents);
+    const status = await waitFor('InferenceDeployment status', async () => {
+      const id = await cluster.client.get<{ status?: Record<string, number> }>({
+        ...IDS,
+        namespace,
+        name: 'llm',
+      });
+      return id.status?.warmStarts === 3 ? id.status : undefined;
+    });
+    assert.equal(status.coldStarts, 1);
+    assert.equal(status.readyReplicas, 4);
+  });
+
+  it('a seed deleted mid-transfer: the receiver retries from another seed', async (t) => {
+    const { namespace, agents } = await setup(t, { replicas: 2 });
+    let frozen: Set<string> | undefined;
+    // Once two pods serve, freeze first attempts so the seed can be deleted while one runs.
+    agents.start('model', {
+      hold: (x) => frozen !== undefined && !frozen.has(x.metadata.name) && x.spec.attempt === 0,
+    });
+    await allReady(namespace, 2);
+    const before = new Set((await agents.transfers()).map((x) => x.metadata.name));
+    frozen = before;
+    await scale(namespace, 3);
+    const running = await waitFor('a transfer from a seed', async () => {
+      const ts = (await agents.transfers()).filter(
+        (x) => !before.has(x.metadata.name) && x.spec.source.type === 'Seed',
+      );
+      return ts[0];
+    });
+    await cluster.client.delete({ ...Resources.pods, namespace, name: running.spec.source.seed?.pod ?? '' });
+    const failed = await waitFor('SeedLost', async () => {
+      const x = await agents.transfer(running.metadata.name);
+      return x.status?.phase === 'Failed' ? x : undefined;
+    });
+    assert.equal(failed.status?.reason, 'SeedLost');
+    const retry = await waitFor('the retry', async () =>
+      (await agents.transfers()).find(
+        (x) => x.spec.attempt === 1 && x.spec.receivers.some((r) => r.uid === running.spec.receivers[0]?.uid),
+      ),
+    );
+    assert.equal(retry.spec.source.type, 'Seed');
+    assert.notEqual(retry.spec.source.seed?.uid, running.spec.source.seed?.uid);
+    await allReady(namespace, 3);
+    await checkInvariants(namespace, agents);
+  });
+
+  it('a controller restart mid-scale-out neither loses nor duplicates a transfer or a port', async (t) => {
+    const namespaceSetup = await setup(t, { transfer: { maxConcurrentPerSeed: 2, maxReceiversPerGroup: 2 } });
+    const { namespace, agents } = namespaceSetup;
+    let holding = true;
+    agents.start('model', { hold: (x) => holding && x.spec.source.type === 'Seed' });
+    await allReady(namespace, 1);
+    await scale(namespace, 5);
+    await waitFor(
+      'two groups in flight',
+      async () => ((await agents.transfers()).length >= 3 ? true : undefined),
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    const beforeRestart = (await agents.transfers()).map((x) => x.metadata.name).sort();
+    await namespaceSetup.controller.stop();
+    const second = await controllerFor(namespace, 'test-2');
+    t.after(() => second.stop());
+    await second.synced();
+    await new Promise((r) => setTimeout(r, 3000));
+    await second.idle();
+    const afterRestart = (await agents.transfers()).map((x) => x.metadata.name).sort();
+    assert.deepEqual(
+      afterRestart,
+      beforeRestart,
+      'the new controller created or lost nothing while the old ones run',
+    );
+    await checkInvariants(namespace, agents);
+    holding = false;
+    await allReady(namespace, 5);
+    await checkInvariants(namespace, agents);
+  });
+
+  it('scale-in removes non-seeds first and keeps minSeeds', async (t) => {
+    const { namespace, agents } = await setup(t, { replicas: 3, minSeeds: 1 });
+    let holdNew = false;
+    const known = new Set<string>();
+    agents.start('model', { hold: (x) => holdNew && !known.has(x.metadata.name) });
+    const seeds = await allReady(namespace, 3);
+    for (const x of await agents.transfers()) known.add(x.metadata.name);
+    await waitFor('deletion costs', async () => {
+      const list = await pods(namespace);
+      return list.every((p) => p.metadata.annotations?.[Annotations.podDeletionCost] !== undefined)
+        ? true
+        : undefined;
+    });
+    holdNew = true;
+    await scale(namespace, 4);
+    await waitFor('a fourth pod', async () => ((await pods(namespace)).length === 4 ? true : undefined));
+    await scale(namespace, 3);
+    const left = await waitFor('three pods left', async () => {
+      const list = await pods(namespace);
+      return list.length === 3 ? list : undefined;
+    });
+    assert.deepEqual(
+      left.map((p) => p.metadata.name).sort(),
+      seeds.map((p) => p.metadata.name).sort(),
+      'the non-seed went first',
+    );
+    const oldest = [...seeds].sort(
+      (a, b) =>
+        Date.parse(a.metadata.creationTimestamp ?? '') - Date.parse(b.metadata.creationTimestamp ?? '') ||
+        a.metadata.name.localeCompare(b.metadata.name),
+    )[0];
+    await waitFor('protected seed cost', async () => {
+      const p = await cluster.client.get<PodObject>({
+        ...Resources.pods,
+        namespace,
+        name: oldest?.metadata.name ?? '',
+      });
+      return p.metadata.annotations?.[Annotations.podDeletionCost] === '1000' ? true : undefined;
+    });
+    await scale(namespace, 1);
+    const [last] = await waitFor('one pod left', async () => {
+      const list = await pods(namespace);
+      return list.length === 1 ? list : undefined;
+    });
+    assert.equal(last?.metadata.name, oldest?.metadata.name, 'the protected seed stays');
+  });
+});
