@@ -286,6 +286,11 @@ describe('helm chart', { skip }, () => {
       message: /namespace "elsewhere" is not in `namespaces`/,
     },
     {
+      name: 'two controllers without leader election',
+      values: 'controller:\n  replicas: 2\n  leaderElection: {enabled: false}\n',
+      message: /controller\.replicas is 2 but controller\.leaderElection\.enabled is false/,
+    },
+    {
       name: 'a ServiceMonitor without the Service',
       values: 'metrics:\n  service: {enabled: false}\n  serviceMonitor: {enabled: true}\n',
       message: /serviceMonitor\.enabled needs metrics\.service\.enabled/,
