@@ -110,6 +110,21 @@ def test_mismatched_fingerprint_is_refused_before_any_byte_moves(agents):
     seed.close()
 
 
+def test_refusal_followed_by_close_keeps_the_refusal_code(agents):
+    for _ in range(20):  # the agent answers and closes at once: the error must win over EOF
+        table, bufs = model(fill=2)
+        a = agents("a")
+        a.expect = "0" * 64
+        shim = Shim(table, INPUTS, BytesCopier(bufs), socket=a.path)
+        t, box = start(shim)
+        a.accept(10)
+        with pytest.raises(SeedcastError):
+            a.handshake(timeout=10)
+        a.close()
+        t.join(10)
+        assert box["error"].code == errors.FINGERPRINT_MISMATCH, box["error"]
+
+
 def test_engine_detects_agent_computing_another_fingerprint(agents, monkeypatch):
     table, bufs = model(fill=2)
     a = agents("a")

@@ -223,8 +223,9 @@ class BridgeConnection:
             pass
         with self._pending_lock:
             for p in self._pending.values():
-                p.error = reason
-                p.event.set()
+                if not p.event.is_set():  # keep an answer (e.g. an error frame) read before the close
+                    p.error = reason
+                    p.event.set()
         self._work.put(None)
         hook = getattr(self, "on_close", None)
         if hook is not None:
