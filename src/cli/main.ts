@@ -13,12 +13,26 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'run the controller (seeds, transfers, readiness gates, InferenceDeployments)',
     module: './controller.ts',
   },
+  demo: {
+    summary: 'warm-start scale-out on a local dev cluster, with a live view and a summary',
+    module: './demo.ts',
+  },
   gen: { summary: 'generate CRDs (and other generated files) from the zod schemas', module: './gen.ts' },
-  agent: { summary: 'the in-pod agent: engine bridge, weight transfers, status reporting', module: './agent.ts' },
-  'fixture-engine': { summary: 'CPU fixture engine speaking the bridge protocol (tests, demo)', module: './fixture-engine.ts' },
+  agent: {
+    summary: 'the in-pod agent: engine bridge, weight transfers, status reporting',
+    module: './agent.ts',
+  },
+  'fixture-engine': {
+    summary: 'CPU fixture engine speaking the bridge protocol (tests, demo)',
+    module: './fixture-engine.ts',
+  },
   inject: {
     summary: 'print a pod template with the seedcast agent injected (own workloads)',
     module: './inject.ts',
+  },
+  'dev-cluster': {
+    summary: 'local control plane built from source with fake GPU nodes (up|down|status)',
+    module: './dev-cluster.ts',
   },
 };
 

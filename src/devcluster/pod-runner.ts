@@ -123,6 +123,11 @@ export class PodRunner {
     this.#options = options;
   }
 
+  /** The local directory of a running pod (its volumes under `volumes/<name>`). */
+  podDir(namespace: string, name: string): string | undefined {
+    return this.#running.get(`${namespace}/${name}`)?.dir;
+  }
+
   /** Pods currently running, by `namespace/name`. */
   get running(): string[] {
     return [...this.#running.keys()];
@@ -227,6 +232,10 @@ export class PodRunner {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '',
         SEEDCAST_KUBECONFIG: kubeconfig,
+        // Pods share the host's network here: listening on the pod IP stands in for the pod's
+        // own network namespace.
+        SEEDCAST_AGENT_HOST: pod.status?.podIP ?? '',
+        SEEDCAST_BIND_ADDRESS: pod.status?.podIP ?? '',
         ...this.#options.env,
       };
       for (const variable of container.env ?? []) {

@@ -14,7 +14,7 @@ export interface ResourceRef {
   plural: string;
   namespace?: string;
   name?: string;
-  subresource?: 'status' | 'scale';
+  subresource?: 'status' | 'scale' | 'token';
 }
 
 export interface KubeObject {
@@ -84,6 +84,7 @@ export const Resources = {
   pods: { group: '', version: 'v1', plural: 'pods' },
   events: { group: 'events.k8s.io', version: 'v1', plural: 'events' },
   secrets: { group: '', version: 'v1', plural: 'secrets' },
+  serviceAccounts: { group: '', version: 'v1', plural: 'serviceaccounts' },
   namespaces: { group: '', version: 'v1', plural: 'namespaces' },
   nodes: { group: '', version: 'v1', plural: 'nodes' },
   deployments: { group: 'apps', version: 'v1', plural: 'deployments' },

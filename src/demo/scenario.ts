@@ -1,0 +1,323 @@
+// The warm-start scale-out scene, run by the real components on a dev cluster: Helm installs
+// seedcast (the controller runs as a pod, started by the pod runner as a local process with its
+// ServiceAccount's token), a WeightSource and an InferenceDeployment are applied, replicas change
+// through /scale (as HPA does) and an observer records every pod's timeline. Shared by
+// `seedcast demo`, the e2e test and the `scale-out` benchmark.
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import YAML from 'yaml';
+import { API_VERSION, GROUP, Kinds, Plurals, VERSION } from '../api/v1alpha1/names.ts';
+import { ensureBinaries, REPO_ROOT } from '../devcluster/binaries.ts';
+import { PodRunner, type RunnablePod } from '../devcluster/pod-runner.ts';
+import { SeedcastError } from '../shared/errors.ts';
+import { type KubeClient, Resources } from '../shared/kube.ts';
+import type { Logger } from '../shared/log.ts';
+import { ScaleOutObserver } from './observer.ts';
+import { type ScaleOutSummary, summarize } from './timeline.ts';
+
+const run = promisify(execFile);
+
+export const SYSTEM_NAMESPACE = 'seedcast-system';
+export const RELEASE = 'seedcast';
+// Inside the shared run volume, so the pod runner (and so the observer) can read it.
+const ENGINE_STATUS_FILE = '/var/run/seedcast/engine-status.json';
+
+export interface ScenarioOptions {
+  kube: KubeClient;
+  /** Admin kubeconfig (Helm, the CA for minted pod kubeconfigs). */
+  kubeconfig: string;
+  namespace: string;
+  workDir: string;
+  name?: string;
+  tensorParallel?: number;
+  /** Bytes per rank held by the fixture engine, e.g. `256MiB`. */
+  bytesPerRank?: string;
+  /** Simulated cold-load time per rank, so a storage load costs something. */
+  coldLoadMs?: number;
+  batchWindowSeconds?: number;
+  log: Logger;
+}
+
+/** The command line a container of the seedcast image runs, as a local process. */
+export function localCommand(container: { image?: string; command?: string[]; args?: string[] }) {
+  const entrypoint = container.command ?? (container.image?.includes('seedcast') ? ['seedcast'] : []);
+  const argv = [...entrypoint, ...(container.args ?? [])];
+  if (argv[0] !== 'seedcast') return undefined;
+  return { command: process.execPath, args: [join(REPO_ROOT, 'bin', 'seedcast.js'), ...argv.slice(1)] };
+}
+
+export function weightSourceManifest(
+  options: Required<Pick<ScenarioOptions, 'name' | 'tensorParallel'>> & {
+    batchWindowSeconds: number;
+  },
+) {
+  return {
+    apiVersion: API_VERSION,
+    kind: Kinds.WeightSource,
+    metadata: { name: options.name },
+    spec: {
+      model: `seedcast/${options.name}-fixture`,
+      revision: 'v1',
+      layout: { tensorParallel: options.tensorParallel, pipelineParallel: 1 },
+      engine: { name: 'fixture', version: '0.1.0' },
+      transfer: {
+        transports: ['tcp'],
+        ports: { start: 40000, count: 64 },
+        batchWindowSeconds: options.batchWindowSeconds,
+        maxReceiversPerGroup: 16,
+        maxConcurrentPerSeed: 2,
+        timeoutSeconds: 120,
+      },
+      coldStart: { policy: 'Single', maxWaitSeconds: 120 },
+    },
+  };
+}
+
+export function inferenceDeploymentManifest(options: {
+  name: string;
+  tensorParallel: number;
+  bytesPerRank: string;
+  coldLoadMs: number;
+  replicas: number;
+}) {
+  return {
+    apiVersion: API_VERSION,
+    kind: Kinds.InferenceDeployment,
+    metadata: { name: options.name },
+    spec: {
+      replicas: options.replicas,
+      weightSource: options.name,
+      minSeeds: 1,
+      template: {
+        metadata: { labels: { app: options.name } },
+        spec: {
+          containers: [
+            {
+              name: 'engine',
+              image: 'ghcr.io/seedcast/seedcast:0.1.0',
+              command: ['seedcast', 'fixture-engine'],
+              args: [
+                `--tp=${options.tensorParallel}`,
+                `--size=${options.bytesPerRank}`,
+                `--model=seedcast/${options.name}-fixture`,
+                '--revision=v1',
+                '--engine-version=0.1.0',
+                `--load-delay-ms=${options.coldLoadMs}`,
+                `--status-file=${ENGINE_STATUS_FILE}`,
+              ],
+              resources: { limits: { 'nvidia.com/gpu': String(options.tensorParallel) } },
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
+export class ScaleOutScenario {
+  readonly options: ScenarioOptions & { name: string; tensorParallel: number; bytesPerRank: string };
+  readonly observer: ScaleOutObserver;
+  readonly startedAt = Date.now();
+  #runner: PodRunner | undefined;
+  #helm = '';
+  #installed = false;
+
+  constructor(options: ScenarioOptions) {
+    this.options = {
+      ...options,
+      name: options.name ?? 'tiny',
+      tensorParallel: options.tensorParallel ?? 2,
+      bytesPerRank: options.bytesPerRank ?? '64MiB',
+    };
+    this.observer = new ScaleOutObserver({
+      kube: options.kube,
+      namespace: options.namespace,
+      weightSource: this.options.name,
+      readDigests: (pod) => this.#readDigests(pod),
+    });
+  }
+
+  get runner(): PodRunner | undefined {
+    return this.#runner;
+  }
+
+  /** Installs seedcast with Helm, starts the pod runner, applies the workload with one replica. */
+  async setUp(): Promise<void> {
+    const { kube, namespace, log } = this.options;
+    const binaries = await ensureBinaries(['helm'], { log: (line: string) => log.info(line) });
+    this.#helm = binaries.helm;
+    for (const ns of [namespace, SYSTEM_NAMESPACE]) {
+      await kube.apply(
+        { ...Resources.namespaces, name: ns },
+        { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
+        'seedcast-demo',
+      );
+    }
+    log.info({ namespace }, 'installing seedcast with helm');
+    await this.#helmRun([
+      'upgrade',
+      '--install',
+      RELEASE,
+      join(REPO_ROOT, 'charts', 'seedcast'),
+      '--namespace',
+      SYSTEM_NAMESPACE,
+      '--set',
+      `namespaces={${namespace}}`,
+      '--set',
+      'controller.replicas=1',
+      '--set',
+      'controller.logLevel=info',
+      '--wait=false',
+    ]);
+    this.#installed = true;
+    await mkdir(this.options.workDir, { recursive: true });
+    this.#runner = new PodRunner({
+      kube,
+      workDir: join(this.options.workDir, 'pods'),
+      images: localCommand,
+      kubeconfig: (pod) => this.#kubeconfigFor(pod),
+      log: log.child({ component: 'pod-runner' }),
+      env: { SEEDCAST_LOG_LEVEL: process.env.SEEDCAST_LOG_LEVEL ?? 'info' },
+    });
+    this.#runner.start();
+    this.observer.start();
+    const batchWindowSeconds = this.options.batchWindowSeconds ?? 2;
+    const { name, tensorParallel, bytesPerRank } = this.options;
+    await this.#apply(
+      Plurals.WeightSource,
+      weightSourceManifest({ name, tensorParallel, batchWindowSeconds }),
+    );
+    await this.#apply(
+      Plurals.InferenceDeployment,
+      inferenceDeploymentManifest({
+        name,
+        tensorParallel,
+        bytesPerRank,
+        coldLoadMs: this.options.coldLoadMs ?? 3000,
+        replicas: 1,
+      }),
+    );
+  }
+
+  /** Sets replicas through the /scale subresource — exactly what HPA writes. */
+  async scaleTo(replicas: number): Promise<void> {
+    const { kube, namespace, name, log } = this.options;
+    log.info({ replicas }, 'scaling through /scale');
+    await kube.mergePatch(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural: Plurals.InferenceDeployment,
+        namespace,
+        name,
+        subresource: 'scale',
+      },
+      { spec: { replicas } },
+    );
+  }
+
+  /** Waits until exactly `replicas` pods exist and all of them are Ready. */
+  async waitForReady(replicas: number, timeoutMs: number): Promise<void> {
+    await this.observer.waitFor(
+      () => {
+        const current = this.observer.current();
+        return current.length === replicas && current.every((p) => p.readyAt !== undefined);
+      },
+      timeoutMs,
+      `${replicas} Ready replicas`,
+    );
+  }
+
+  summary(): ScaleOutSummary {
+    return summarize([...this.observer.pods.values()], this.observer.transfers);
+  }
+
+  async tearDown(): Promise<void> {
+    const { kube, namespace, log } = this.options;
+    await this.observer.stop();
+    await kube
+      .delete({
+        group: GROUP,
+        version: VERSION,
+        plural: Plurals.InferenceDeployment,
+        namespace,
+        name: this.options.name,
+      })
+      .catch(() => undefined);
+    if (this.#installed)
+      await this.#helmRun(['uninstall', RELEASE, '--namespace', SYSTEM_NAMESPACE]).catch(() => undefined);
+    await this.#runner?.stop();
+    log.info('scenario torn down');
+  }
+
+  async #apply(plural: string, manifest: { metadata: { name: string } }): Promise<void> {
+    await this.options.kube.apply(
+      {
+        group: GROUP,
+        version: VERSION,
+        plural,
+        namespace: this.options.namespace,
+        name: manifest.metadata.name,
+      },
+      manifest,
+      'seedcast-demo',
+    );
+  }
+
+  async #helmRun(args: string[]): Promise<string> {
+    try {
+      const { stdout } = await run(this.#helm, [...args, '--kubeconfig', this.options.kubeconfig], {
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      return stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new SeedcastError('SEEDCAST_ERR_CLUSTER', `helm ${args[0]} failed: ${e.stderr ?? e.message}`);
+    }
+  }
+
+  /**
+   * A kubeconfig carrying a token of the pod's own ServiceAccount (TokenRequest API), so each
+   * process has exactly the rights its RBAC grants — as in a real cluster.
+   */
+  async #kubeconfigFor(pod: RunnablePod): Promise<string> {
+    const { kube, kubeconfig, workDir } = this.options;
+    const namespace = pod.metadata.namespace ?? 'default';
+    const account = pod.spec.serviceAccountName ?? 'default';
+    const request = await kube.create<{ status: { token: string } }>(
+      { ...Resources.serviceAccounts, namespace, name: account, subresource: 'token' },
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } },
+    );
+    const admin = YAML.parse(await readFile(kubeconfig, 'utf8')) as {
+      clusters: Array<{ name: string; cluster: Record<string, unknown> }>;
+    };
+    const cluster = admin.clusters[0]!;
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: cluster.name, cluster: cluster.cluster }],
+      users: [{ name: account, user: { token: request.status.token } }],
+      contexts: [{ name: 'pod', context: { cluster: cluster.name, user: account, namespace } }],
+      'current-context': 'pod',
+    };
+    const dir = join(workDir, 'kubeconfigs');
+    await mkdir(dir, { recursive: true });
+    const file = join(dir, `${namespace}-${pod.metadata.name}-${randomBytes(4).toString('hex')}.yaml`);
+    await writeFile(file, YAML.stringify(config), { mode: 0o600 });
+    return file;
+  }
+
+  async #readDigests(pod: { namespace: string; name: string; uid: string }): Promise<string[] | undefined> {
+    const dir = this.#runner?.podDir(pod.namespace, pod.name);
+    if (dir === undefined) return undefined;
+    const file = join(dir, 'volumes', 'seedcast-run', 'engine-status.json');
+    const status = JSON.parse(await readFile(file, 'utf8')) as {
+      ranks: Array<{ rank: number; digest?: string }>;
+    };
+    const digests = status.ranks.sort((a, b) => a.rank - b.rank).map((r) => r.digest);
+    return digests.every((d): d is string => d !== undefined) ? digests : undefined;
+  }
+}
