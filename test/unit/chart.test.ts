@@ -218,6 +218,23 @@ describe('helm chart', { skip }, () => {
     assert.deepEqual(fallback.spec.ingress[0].ports[1], { protocol: 'TCP', port: 29500, endPort: 29563 });
   });
 
+  it('narrows the agent to its own pod with a ValidatingAdmissionPolicy', () => {
+    const objs = template(['-f', FULL_VALUES]);
+    const policy = one(objs, 'ValidatingAdmissionPolicy', 'sc-agent-own-pod');
+    assert.deepEqual(policy.spec.matchConstraints.namespaceSelector.matchExpressions[0].values, [
+      'team-a',
+      'team-b',
+    ]);
+    assert.match(policy.spec.matchConditions[0].expression, /':inference-agent'$/);
+    assert.equal(policy.spec.failurePolicy, 'Fail');
+    const binding = one(objs, 'ValidatingAdmissionPolicyBinding', 'sc-agent-own-pod');
+    assert.deepEqual(binding.spec, { policyName: 'sc-agent-own-pod', validationActions: ['Deny'] });
+    assert.equal(
+      find(template(['--set', 'agent.admissionPolicy.enabled=false']), 'ValidatingAdmissionPolicy').length,
+      0,
+    );
+  });
+
   it('renders the metrics Service, and the ServiceMonitor only when asked', () => {
     const defaults = template();
     assert.equal(one(defaults, 'Service', 'seedcast-controller-metrics').spec.ports[0].port, 8080);
