@@ -3,7 +3,7 @@
 // them on fake nodes and gates their Ready on the readiness gates; test/support/fake-agent.ts
 // plays the agents per docs/agent-contract.md.
 import assert from 'node:assert/strict';
-import { before, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import {
   Annotations,
   API_VERSION,
@@ -24,9 +24,7 @@ import { FakeAgents, type PodObject, type TransferObject } from '../support/fake
 const cluster = useCluster({ nodes: 4, gpusPerNode: 8 });
 const IDS = { group: GROUP, version: VERSION, plural: Plurals.InferenceDeployment } as const;
 
-before(async () => {
-  await installCrds(cluster.client);
-});
+let crds: Promise<unknown> | undefined;
 
 async function controllerFor(namespace: string, identity = 'test'): Promise<RunningController> {
   return startController(
@@ -57,6 +55,8 @@ export async function setup(
   t: TestContext,
   options: { replicas?: number; minSeeds?: number; transfer?: Record<string, unknown> } = {},
 ) {
+  crds ??= installCrds(cluster.client);
+  await crds;
   const namespace = await cluster.namespace(t, 'ctrl');
   await applyObjects(
     cluster.client,
@@ -169,7 +169,7 @@ async function allReady(namespace: string, n: number): Promise<PodObject[]> {
 
 describe('controller against a real control plane', () => {
   it('first pod cold-loads alone, three more join one group from it, nobody Ready early', async (t) => {
-    const { namespace, agents } = await setup(t);
+    const { namespace, agents } = await setup(t, { transfer: { batchWindowSeconds: 5 } });
     const released = new Set<string>();
     agents.start('model', { hold: (x) => !released.has(x.metadata.name) });
     const [cold] = await waitFor('the cold load', async () => {
@@ -223,9 +223,20 @@ describe('controller against a real control plane', () => {
   it('a seed deleted mid-transfer: the receiver retries from another seed', async (t) => {
     const { namespace, agents } = await setup(t, { replicas: 2 });
     let frozen: Set<string> | undefined;
-    // Once two pods serve, freeze first attempts so the seed can be deleted while one runs.
+    let victim: string | undefined;
+    // Once two pods serve, freeze the next transfer so its seed can be deleted while it runs.
     agents.start('model', {
-      hold: (x) => frozen !== undefined && !frozen.has(x.metadata.name) && x.spec.attempt === 0,
+      hold: (x) => {
+        if (
+          frozen !== undefined &&
+          victim === undefined &&
+          !frozen.has(x.metadata.name) &&
+          x.spec.source.type === 'Seed'
+        ) {
+          victim = x.metadata.name;
+        }
+        return x.metadata.name === victim;
+      },
     });
     await allReady(namespace, 2);
     const before = new Set((await agents.transfers()).map((x) => x.metadata.name));
