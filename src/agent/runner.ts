@@ -310,6 +310,7 @@ export class TransferRunner {
       unlock = await this.#engineLock.lock();
       phase = 'Transferring';
       report();
+      const dataStart = performance.now();
       log.info({ peer: seed.pod, ranks: engine.ranks.length, bytes: engine.totalBytes }, 'receiving');
       const rankAbort = new AbortController();
       const onAbort = (): void => rankAbort.abort(active.abort.signal.reason);
@@ -356,6 +357,7 @@ export class TransferRunner {
       }
       phase = 'Verifying';
       report();
+      const dataSeconds = (performance.now() - dataStart) / 1000;
       if (!ranks.every((r) => r.verified && r.bytesDone === r.bytesTotal)) {
         throw new TransferError('SEEDCAST_ERR_CHECKSUM', Reasons.Failed, 'not every rank verified');
       }
@@ -366,7 +368,7 @@ export class TransferRunner {
       reporter.set({ receivers: [entry('Succeeded', { verified: true, verifiedAt: iso(now) })] });
       await reporter.flush();
       log.info(
-        { seconds: (now - startedAt) / 1000, bytes: engine.totalBytes },
+        { seconds: (now - startedAt) / 1000, dataSeconds, bytes: engine.totalBytes },
         'received and verified every rank',
       );
       return true;

@@ -1,11 +1,10 @@
 // `seedcast agent`: the in-pod agent (see docs/agent.md).
 import { parseArgs } from 'node:util';
 import { startAgent } from '../agent/agent.ts';
-import { KubeStatusSink, KubeTransferSource } from '../agent/cluster/kube.ts';
 import { LocalStatusSink, LocalTransferSource } from '../agent/cluster/local.ts';
 import { configHelp, loadConfig, SETTINGS } from '../agent/config.ts';
 import { errorMessage } from '../shared/errors.ts';
-import { KubeClient } from '../shared/kube.ts';
+import type { KubeClient } from '../shared/kube.ts';
 import { createLogger } from '../shared/log.ts';
 
 export async function run(argv: string[]): Promise<number> {
@@ -41,6 +40,9 @@ export async function run(argv: string[]): Promise<number> {
   const cluster =
     config.localDir === undefined
       ? await (async () => {
+          // Loaded only here: the local mode (tests, demo) never pays for the Kubernetes client.
+          const { KubeClient } = await import('../shared/kube.ts');
+          const { KubeStatusSink, KubeTransferSource } = await import('../agent/cluster/kube.ts');
           client = await KubeClient.create(
             config.kubeconfig === undefined ? {} : { kubeconfig: config.kubeconfig },
           );

@@ -2,7 +2,15 @@
 // file-backed cluster (src/agent/cluster/local.ts) standing in for the API server.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -70,7 +78,8 @@ export class Harness {
   readonly #processes: ChildProcess[] = [];
 
   constructor(prefix: string) {
-    this.dir = mkdtempSync(join(tmpdir(), `seedcast-${prefix}-`));
+    // Staging slots are meant for tmpfs; /dev/shm where there is one.
+    this.dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), `seedcast-${prefix}-`));
     this.clusterDir = join(this.dir, 'cluster');
     mkdirSync(this.clusterDir, { recursive: true });
   }

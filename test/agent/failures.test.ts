@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { Harness, waitFor } from './harness.ts';
+
+const finished = (h: Harness, transfer: string, pod: { name: string }) =>
+  waitFor(
+    () => {
+      const e = h.receiverEntry(transfer, pod as never);
+      return e !== undefined && (e.phase === 'Succeeded' || e.phase === 'Failed') ? e : undefined;
+    },
+    30_000,
+    `${pod.name} to finish ${transfer}`,
+  );
+
+describe('transfers that must fail, cleanly', () => {
+  const h = new Harness('failures');
+  after(() => h.close());
+
+  it('a fingerprint mismatch is refused with a clear reason before any byte moves', async () => {
+    const seed = await h.pod({ name: 'fp-seed', tp: 1, size: '2Mi', state: 'loaded' });
+    const receiver = await h.pod({ name: 'fp-recv', tp: 1, size: '2Mi', state: 'empty', revision: 'other' });
+    const fingerprint = await h.fingerprint(seed);
+    assert.notEqual(await h.fingerprint(receiver), fingerprint);
+    await h.transfer({ name: 'wt-fp', fingerprint, seed, receivers: [receiver], ranks: 1 });
+    const entry = await finished(h, 'wt-fp', receiver);
+    assert.equal(entry.phase, 'Failed');
+    assert.equal(entry.reason, 'FingerprintMismatch');
+    assert.match(entry.message ?? '', new RegExp(fingerprint));
+    assert.equal(entry.verified, false);
+    assert.equal(entry.bytesDone, 0);
+    const seedEntry = await waitFor(
+      () => h.status('wt-fp')?.seed?.phase === 'Failed' && h.status('wt-fp').seed,
+      20_000,
+      'seed to give up',
+    );
+    assert.equal(seedEntry.bytesSent, 0);
+  });
+
+  it('a receiver without the pod-to-pod token is refused', async () => {
+    const seed = await h.pod({ name: 'tok-seed', tp: 1, size: '2Mi', state: 'loaded' });
+    const receiver = await h.pod({
+      name: 'tok-recv',
+      tp: 1,
+      size: '2Mi',
+      state: 'empty',
+      token: 'not-the-shared-token-at-all',
+    });
+    const fingerprint = await h.fingerprint(seed);
+    await h.transfer({ name: 'wt-tok', fingerprint, seed, receivers: [receiver], ranks: 1 });
+    const entry = await finished(h, 'wt-tok', receiver);
+    assert.equal(entry.phase, 'Failed');
+    assert.match(
+      entry.message ?? '',
+      /SEEDCAST_ERR_UNAUTHORIZED: hello not signed with the pod-to-pod token/,
+    );
+    assert.equal(entry.verified, false);
+    assert.equal(entry.bytesDone, 0);
+  });
+
+  it('a seed killed mid-transfer makes every receiver fail within the deadline, nothing verified', async () => {
+    const seed = await h.pod({
+      name: 'kill-seed',
+      tp: 2,
+      size: '24Mi',
+      state: 'loaded',
+      agentFlags: { 'bandwidth-limit': '6Mi' },
+    });
+    const receivers = await Promise.all(
+      ['kill-a', 'kill-b'].map((name) => h.pod({ name, tp: 2, size: '24Mi', state: 'empty' })),
+    );
+    const fingerprint = await h.fingerprint(seed);
+    for (const r of receivers) await h.fingerprint(r);
+    await h.transfer({ name: 'wt-kill', fingerprint, seed, receivers, ranks: 2, deadlineSeconds: 25 });
+    await waitFor(
+      () => receivers.every((r) => (h.receiverEntry('wt-kill', r)?.bytesDone ?? 0) > 0),
+      20_000,
+      'bytes to flow',
+    );
+    const killedAt = Date.now();
+    seed.agent.kill('SIGKILL');
+    for (const r of receivers) {
+      const entry = await finished(h, 'wt-kill', r);
+      assert.equal(entry.phase, 'Failed', JSON.stringify(entry));
+      assert.equal(entry.reason, 'SeedLost', JSON.stringify(entry));
+      assert.equal(entry.verified, false);
+      assert.ok(entry.bytesDone < entry.bytesTotal);
+      const ranks = (h.receiverEntry('wt-kill', r) as unknown as { ranks: Array<{ verified: boolean }> })
+        .ranks;
+      assert.ok(ranks.every((rank: { verified: boolean }) => rank.verified === false));
+      const engine = await waitFor(
+        () => {
+          const s = h.engineStatus(r);
+          return s?.ranks.every(
+            (rank) => rank.state === 'empty' && (rank as { lastOutcome?: string }).lastOutcome === 'failed',
+          )
+            ? s
+            : undefined;
+        },
+        10_000,
+        `${r.name} engine told the transfer failed`,
+      );
+      assert.ok(engine.ranks.every((rank) => rank.digest === undefined));
+    }
+    assert.ok(Date.now() - killedAt < 15_000, `receivers took ${Date.now() - killedAt} ms to fail`);
+  });
+});
