@@ -1,0 +1,525 @@
+// `seedcast dev-cluster`: a real control plane (etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, all built from source) plus KWOK playing the kubelet of fake GPU nodes, on
+// free loopback ports, started the way controller-runtime's envtest starts the API server.
+// Everything lives in one directory: pki/, etcd data, logs/, kubeconfig and state.json.
+
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import YAML from 'yaml';
+import { errorMessage, SeedcastError } from '../shared/errors.ts';
+import { KubeClient, Resources } from '../shared/kube.ts';
+import { type BinaryName, CONTROL_PLANE_BINARIES, cacheDir, ensureBinaries } from './binaries.ts';
+import { createPki, type Pki } from './certs.ts';
+import { FAKE_NODE_SELECTOR, fakeNodes, kwokConfigYaml, POD_CIDR } from './kwok.ts';
+import {
+  freePorts,
+  isListening,
+  isOurProcess,
+  killGroup,
+  LOOPBACK,
+  listProcesses,
+  logTail,
+  spawnComponent,
+  waitUntil,
+} from './processes.ts';
+
+export const SERVICE_CIDR = '10.0.0.0/24';
+const SERVICE_IP = '10.0.0.1';
+const STATE_FILE = 'state.json';
+
+export type ComponentName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
+/** Start order; `down` stops in reverse. */
+export const COMPONENTS: readonly ComponentName[] = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kwok',
+];
+
+export interface ComponentState {
+  name: ComponentName;
+  /** Also the process group id: each component leads its own group. */
+  pid: number;
+  port: number;
+  log: string;
+  binary: string;
+}
+
+export interface DevClusterState {
+  version: 1;
+  dir: string;
+  kubeconfig: string;
+  server: string;
+  startedAt: string;
+  nodes: string[];
+  components: ComponentState[];
+}
+
+export interface UpOptions {
+  dir?: string;
+  nodes?: number;
+  gpusPerNode?: number;
+  /** Build missing binaries (default true); false fails instead. */
+  build?: boolean;
+  /** Progress lines (the CLI prints them to stderr). */
+  log?: (line: string) => void;
+}
+
+export function defaultDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(cacheDir(env), 'dev-cluster');
+}
+
+export async function readState(dir: string): Promise<DevClusterState | undefined> {
+  try {
+    return JSON.parse(await readFile(join(resolve(dir), STATE_FILE), 'utf8')) as DevClusterState;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new SeedcastError(
+      'SEEDCAST_ERR_CLUSTER',
+      `cannot read ${join(dir, STATE_FILE)}: ${errorMessage(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+function kubeconfigYaml(server: string, pki: { ca: string; cert: string; key: string }): string {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return YAML.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'seedcast-dev', cluster: { server, 'certificate-authority-data': b64(pki.ca) } }],
+    users: [
+      {
+        name: 'seedcast-admin',
+        user: { 'client-certificate-data': b64(pki.cert), 'client-key-data': b64(pki.key) },
+      },
+    ],
+    contexts: [{ name: 'seedcast-dev', context: { cluster: 'seedcast-dev', user: 'seedcast-admin' } }],
+    'current-context': 'seedcast-dev',
+  });
+}
+
+/** GET over HTTPS; true on 2xx. `tls` undefined: the component's self-signed cert, loopback only. */
+function httpsOk(url: string, tls?: { ca: string; cert: string; key: string }): Promise<boolean> {
+  return new Promise((done) => {
+    const req = httpsRequest(
+      url,
+      { method: 'GET', timeout: 2000, ...(tls ?? { rejectUnauthorized: false }) },
+      (res) => {
+        res.resume();
+        done((res.statusCode ?? 500) < 300);
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => done(false));
+    req.end();
+  });
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
+}
+
+/**
+ * Starts a fresh dev cluster in `dir` (an old one there is stopped first) and returns its state;
+ * the kubeconfig is at `state.kubeconfig`. On any failure everything started is stopped again.
+ */
+export async function up(options: UpOptions = {}): Promise<DevClusterState> {
+  const log = options.log ?? (() => {});
+  const dir = resolve(options.dir ?? defaultDir());
+  const nodeCount = options.nodes ?? 4;
+  const gpusPerNode = options.gpusPerNode ?? 8;
+  if (!Number.isInteger(nodeCount) || nodeCount < 0 || nodeCount > 1000) {
+    throw new SeedcastError('SEEDCAST_ERR_INVALID', `--nodes must be an integer 0..1000, got ${nodeCount}`, {
+      retryable: false,
+    });
+  }
+  if (!Number.isInteger(gpusPerNode) || gpusPerNode < 0 || gpusPerNode > 64) {
+    throw new SeedcastError(
+      'SEEDCAST_ERR_INVALID',
+      `--gpus-per-node must be an integer 0..64, got ${gpusPerNode}`,
+      {
+        retryable: false,
+      },
+    );
+  }
+
+  const bins = await ensureBinaries(CONTROL_PLANE_BINARIES, { build: options.build ?? true, log });
+  if ((await readState(dir)) !== undefined) {
+    log(`stopping the previous dev cluster in ${dir}`);
+    await down({ dir, log });
+  }
+  const started = Date.now();
+  const logs = join(dir, 'logs');
+  // Fresh etcd data and certificates every time; keep nothing from an earlier cluster.
+  await rm(join(dir, 'etcd'), { recursive: true, force: true });
+  await rm(join(dir, 'pki'), { recursive: true, force: true });
+  await mkdir(logs, { recursive: true });
+
+  const [etcdPort, etcdPeerPort, apiPort, kcmPort, schedulerPort, kwokPort] = (await freePorts(6)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const server = `https://${LOOPBACK}:${apiPort}`;
+  const state: DevClusterState = {
+    version: 1,
+    dir,
+    kubeconfig: join(dir, 'kubeconfig'),
+    server,
+    startedAt: new Date().toISOString(),
+    nodes: [],
+    components: [],
+  };
+
+  const pki = await createPki(join(dir, 'pki'), {
+    ips: [LOOPBACK, SERVICE_IP],
+    dns: [
+      'localhost',
+      'kubernetes',
+      'kubernetes.default',
+      'kubernetes.default.svc',
+      'kubernetes.default.svc.cluster.local',
+    ],
+  });
+  const adminTls = {
+    ca: await readFile(pki.caCert, 'utf8'),
+    cert: await readFile(pki.adminCert, 'utf8'),
+    key: await readFile(pki.adminKey, 'utf8'),
+  };
+  await writeFile(state.kubeconfig, kubeconfigYaml(server, adminTls), { mode: 0o600 });
+  await writeFile(join(dir, 'kwok.yaml'), kwokConfigYaml());
+
+  // Components start in parallel: serialize the state writes, each writing the latest state.
+  let saving = Promise.resolve();
+  const save = () => {
+    saving = saving.then(() => writeState(state));
+    return saving;
+  };
+
+  const start = async (
+    name: ComponentName,
+    port: number,
+    args: string[],
+    ready: () => Promise<boolean>,
+    timeoutMs: number,
+    env?: NodeJS.ProcessEnv,
+  ): Promise<void> => {
+    const binary = bins[name as BinaryName];
+    const logFile = join(logs, `${name}.log`);
+    const pid = spawnComponent(binary, args, logFile, env);
+    state.components.push({ name, pid, port, log: logFile, binary });
+    await save();
+    const t0 = Date.now();
+    await waitUntil(`${name} (pid ${pid}, port ${port})`, ready, {
+      timeoutMs,
+      alive: () => isOurProcess(pid, dir),
+      describe: () => logTail(logFile),
+    });
+    log(`${name} ready on ${LOOPBACK}:${port} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+  };
+
+  try {
+    await start(
+      'etcd',
+      etcdPort,
+      etcdArgs(dir, etcdPort, etcdPeerPort),
+      () => httpOk(`http://${LOOPBACK}:${etcdPort}/health`),
+      20_000,
+    );
+    await start(
+      'kube-apiserver',
+      apiPort,
+      apiServerArgs(dir, pki, apiPort, etcdPort),
+      () => httpsOk(`${server}/readyz`, adminTls),
+      90_000,
+    );
+    // The rest need only the API server: start them together.
+    await Promise.all([
+      start(
+        'kube-controller-manager',
+        kcmPort,
+        controllerManagerArgs(dir, pki, state.kubeconfig, kcmPort),
+        () => httpsOk(`https://${LOOPBACK}:${kcmPort}/healthz`),
+        60_000,
+      ),
+      start(
+        'kube-scheduler',
+        schedulerPort,
+        schedulerArgs(dir, state.kubeconfig, schedulerPort),
+        () => httpsOk(`https://${LOOPBACK}:${schedulerPort}/healthz`),
+        60_000,
+      ),
+      start(
+        'kwok',
+        kwokPort,
+        kwokArgs(dir, state.kubeconfig, kwokPort),
+        () => httpOk(`http://${LOOPBACK}:${kwokPort}/healthz`),
+        60_000,
+        // kwok also reads ~/.kwok/kwok.yaml when it exists: keep a developer's stages out.
+        { ...process.env, HOME: join(dir, 'kwok-home') },
+      ),
+    ]);
+    state.nodes = await createNodes(state.kubeconfig, nodeCount, gpusPerNode, log);
+    await save();
+    log(
+      `dev cluster up in ${((Date.now() - started) / 1000).toFixed(1)}s: ${nodeCount} nodes x ${gpusPerNode} GPUs`,
+    );
+    return state;
+  } catch (err) {
+    log(`start failed, stopping what was started: ${errorMessage(err)}`);
+    await down({ dir, log: () => {} }).catch(() => {});
+    throw err;
+  }
+}
+
+async function writeState(state: DevClusterState): Promise<void> {
+  const file = join(state.dir, STATE_FILE);
+  await writeFile(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  await rename(`${file}.tmp`, file);
+}
+
+function etcdArgs(dir: string, port: number, peerPort: number): string[] {
+  const client = `http://${LOOPBACK}:${port}`;
+  const peer = `http://${LOOPBACK}:${peerPort}`;
+  return [
+    '--name=seedcast-dev',
+    `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=${client}`,
+    `--advertise-client-urls=${client}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=seedcast-dev=${peer}`,
+    // A throwaway test cluster: durability is not worth the fsync latency.
+    '--unsafe-no-fsync=true',
+    '--log-level=warn',
+  ];
+}
+
+function apiServerArgs(dir: string, pki: Pki, port: number, etcdPort: number): string[] {
+  return [
+    `--etcd-servers=http://${LOOPBACK}:${etcdPort}`,
+    `--bind-address=${LOOPBACK}`,
+    `--advertise-address=${LOOPBACK}`,
+    `--secure-port=${port}`,
+    `--cert-dir=${join(dir, 'pki')}`,
+    `--tls-cert-file=${pki.servingCert}`,
+    `--tls-private-key-file=${pki.servingKey}`,
+    `--client-ca-file=${pki.caCert}`,
+    '--authorization-mode=RBAC',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
+    `--service-account-issuer=https://${LOOPBACK}:${port}/`,
+    `--service-account-key-file=${pki.serviceAccountPub}`,
+    `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+    '--allow-privileged=true',
+    // No kube-proxy and a loopback advertise address: the `kubernetes` Endpoints would be invalid.
+    '--endpoint-reconciler-type=none',
+    // Aggregation layer (metrics-server for the HPA); route to endpoints, there is no kube-proxy.
+    `--requestheader-client-ca-file=${pki.frontProxyCaCert}`,
+    '--requestheader-allowed-names=front-proxy-client',
+    '--requestheader-username-headers=X-Remote-User',
+    '--requestheader-group-headers=X-Remote-Group',
+    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+    `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
+    `--proxy-client-key-file=${pki.frontProxyClientKey}`,
+    '--enable-aggregator-routing=true',
+    '--profiling=false',
+  ];
+}
+
+function controllerManagerArgs(dir: string, pki: Pki, kubeconfig: string, port: number): string[] {
+  return [
+    `--kubeconfig=${kubeconfig}`,
+    `--authentication-kubeconfig=${kubeconfig}`,
+    `--authorization-kubeconfig=${kubeconfig}`,
+    `--bind-address=${LOOPBACK}`,
+    `--secure-port=${port}`,
+    `--cert-dir=${join(dir, 'kube-controller-manager')}`,
+    '--leader-elect=false',
+    `--root-ca-file=${pki.caCert}`,
+    `--service-account-private-key-file=${pki.serviceAccountKey}`,
+    // One client for all controllers starts faster than a token per controller.
+    '--use-service-account-credentials=false',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
+    '--cluster-name=seedcast-dev',
+    '--profiling=false',
+  ];
+}
+
+function schedulerArgs(dir: string, kubeconfig: string, port: number): string[] {
+  return [
+    `--kubeconfig=${kubeconfig}`,
+    `--authentication-kubeconfig=${kubeconfig}`,
+    `--authorization-kubeconfig=${kubeconfig}`,
+    `--bind-address=${LOOPBACK}`,
+    `--secure-port=${port}`,
+    `--cert-dir=${join(dir, 'kube-scheduler')}`,
+    '--leader-elect=false',
+    '--profiling=false',
+  ];
+}
+
+function kwokArgs(dir: string, kubeconfig: string, port: number): string[] {
+  return [
+    `--kubeconfig=${kubeconfig}`,
+    `--config=${join(dir, 'kwok.yaml')}`,
+    `--manage-nodes-with-annotation-selector=${FAKE_NODE_SELECTOR}`,
+    `--cidr=${POD_CIDR}`,
+    `--node-ip=${LOOPBACK}`,
+    `--server-address=${LOOPBACK}:${port}`,
+    `--node-port=${port}`,
+    '--node-lease-duration-seconds=40',
+  ];
+}
+
+async function createNodes(
+  kubeconfig: string,
+  count: number,
+  gpusPerNode: number,
+  log: (line: string) => void,
+): Promise<string[]> {
+  const client = await KubeClient.create({ kubeconfig });
+  try {
+    const nodes = fakeNodes({ count, gpusPerNode });
+    const names = nodes.map((n) => (n.metadata as { name: string }).name);
+    await Promise.all(nodes.map((node) => client.create(Resources.nodes, node)));
+    const t0 = Date.now();
+    await waitUntil(
+      `${count} fake nodes Ready`,
+      async () => {
+        const list = await client.list<{ status?: { conditions?: Array<{ type: string; status: string }> } }>(
+          Resources.nodes,
+        );
+        const ready = list.items.filter((n) =>
+          (n.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True'),
+        );
+        return ready.length >= count;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
+    log(`${count} fake GPU nodes Ready (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+    return names;
+  } finally {
+    await client.close();
+  }
+}
+
+export interface DownOptions {
+  dir?: string;
+  log?: (line: string) => void;
+}
+
+/**
+ * Stops every component of the cluster in `dir` (process groups, reverse start order), checks
+ * that no process and no port is left, and removes state.json (logs stay for post-mortems).
+ * Returns false when there was no cluster.
+ */
+export async function down(options: DownOptions = {}): Promise<boolean> {
+  const log = options.log ?? (() => {});
+  const dir = resolve(options.dir ?? defaultDir());
+  const state = await readState(dir);
+  if (state === undefined) return false;
+  for (const c of [...state.components].reverse()) {
+    // Guard against pid reuse: only a process still running with our directory in its args.
+    if (await isOurProcess(c.pid, dir)) {
+      const t0 = Date.now();
+      await killGroup(c.pid);
+      log(`stopped ${c.name} (pid ${c.pid}, ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+    }
+  }
+  const leftovers = await leftoverProcesses(dir);
+  if (leftovers.length > 0) {
+    throw new SeedcastError(
+      'SEEDCAST_ERR_CLUSTER',
+      `processes of the dev cluster in ${dir} are still running: ${leftovers.map((p) => `${p.pid} (${p.cmdline.slice(0, 80)})`).join(', ')}`,
+    );
+  }
+  for (const c of state.components) {
+    await waitUntil(`port ${c.port} of ${c.name} to close`, async () => !(await isListening(c.port)), {
+      timeoutMs: 5000,
+    });
+  }
+  await rm(join(dir, STATE_FILE), { force: true });
+  await rm(join(dir, 'etcd'), { recursive: true, force: true });
+  return true;
+}
+
+/** Processes whose command line names `dir` (every component's does): none after `down`. */
+export async function leftoverProcesses(dir: string): Promise<Array<{ pid: number; cmdline: string }>> {
+  const marker = resolve(dir);
+  return (await listProcesses()).filter((p) => p.pid !== process.pid && p.cmdline.includes(`${marker}/`));
+}
+
+export interface ComponentStatus {
+  name: ComponentName;
+  pid: number;
+  port: number;
+  running: boolean;
+  listening: boolean;
+}
+
+export interface StatusReport {
+  dir: string;
+  state?: DevClusterState;
+  components: ComponentStatus[];
+  apiServerReady: boolean;
+  /** Every component running and listening, and the API server ready. */
+  healthy: boolean;
+}
+
+export async function status(options: { dir?: string } = {}): Promise<StatusReport> {
+  const dir = resolve(options.dir ?? defaultDir());
+  const state = await readState(dir);
+  if (state === undefined) return { dir, components: [], apiServerReady: false, healthy: false };
+  const components = await Promise.all(
+    state.components.map(async (c) => ({
+      name: c.name,
+      pid: c.pid,
+      port: c.port,
+      running: await isOurProcess(c.pid, dir),
+      listening: await isListening(c.port),
+    })),
+  );
+  let apiServerReady = false;
+  try {
+    const kc = YAML.parse(await readFile(state.kubeconfig, 'utf8')) as {
+      clusters: Array<{ cluster: Record<string, string> }>;
+      users: Array<{ user: Record<string, string> }>;
+    };
+    const d = (s: string | undefined) => Buffer.from(s ?? '', 'base64').toString();
+    apiServerReady = await httpsOk(`${state.server}/readyz`, {
+      ca: d(kc.clusters[0]?.cluster['certificate-authority-data']),
+      cert: d(kc.users[0]?.user['client-certificate-data']),
+      key: d(kc.users[0]?.user['client-key-data']),
+    });
+  } catch {
+    apiServerReady = false;
+  }
+  const healthy =
+    apiServerReady &&
+    components.length === COMPONENTS.length &&
+    components.every((c) => c.running && c.listening);
+  return { dir, state, components, apiServerReady, healthy };
+}
+
+/** Waits (briefly) for the API server of a running cluster; used by reusers of a cluster. */
+export async function waitForApiServer(dir: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await status({ dir })).apiServerReady) {
+    if (Date.now() > deadline) {
+      throw new SeedcastError('SEEDCAST_ERR_TIMEOUT', `the dev cluster API server in ${dir} is not ready`);
+    }
+    await sleep(200);
+  }
+}
