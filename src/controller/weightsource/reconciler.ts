@@ -60,6 +60,30 @@ export interface WeightSourceReconcilerDeps {
 }
 
 const FIELD_MANAGER = FieldManagers.controller;
+/** Parallel API writes per reconcile: independent objects, bounded so a 256-pod source cannot flood the server. */
+const WRITE_CONCURRENCY = 16;
+
+/** Runs `fn` over `items` with at most `limit` in flight; rejects with the first error after all settle. */
+export async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  let failure: unknown;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await fn(item);
+      } catch (err) {
+        failure ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure !== undefined) throw failure;
+}
 
 export class WeightSourceReconciler {
   readonly #d: WeightSourceReconcilerDeps;
@@ -239,8 +263,8 @@ export class WeightSourceReconciler {
     const d = this.#d;
     const now = d.clock.now();
     // Transfers first: a pod's condition says "transfer X in progress" only once X exists.
-    for (const t of plan.create) {
-      if (sourceObject?.metadata.uid === undefined) break;
+    const owner = sourceObject?.metadata.uid;
+    await forEachLimit(owner === undefined ? [] : plan.create, WRITE_CONCURRENCY, async (t) => {
       const body = {
         apiVersion: API_VERSION,
         kind: Kinds.WeightTransfer,
@@ -252,8 +276,8 @@ export class WeightSourceReconciler {
             {
               apiVersion: API_VERSION,
               kind: Kinds.WeightSource,
-              name: sourceObject.metadata.name,
-              uid: sourceObject.metadata.uid,
+              name: sourceObject?.metadata.name,
+              uid: owner,
             },
           ],
         },
@@ -278,8 +302,8 @@ export class WeightSourceReconciler {
         // Already there (a stale cache re-planned it): the name is per receiver and attempt.
         if (!isConflict(err)) throw err;
       }
-    }
-    for (const update of plan.statuses) {
+    });
+    await forEachLimit(plan.statuses, WRITE_CONCURRENCY, async (update) => {
       const written = await d.client.apply(
         { ...WeightSourceRefs.transfers, namespace, name: update.name, subresource: 'status' },
         {
@@ -291,35 +315,15 @@ export class WeightSourceReconciler {
         FIELD_MANAGER,
       );
       d.transfers.upsert(written);
-    }
-    for (const name of plan.delete) {
-      await d.client.delete({ ...WeightSourceRefs.transfers, namespace, name });
-    }
+    });
+    await forEachLimit(plan.delete, WRITE_CONCURRENCY, (name) =>
+      d.client.delete({ ...WeightSourceRefs.transfers, namespace, name }),
+    );
     const byName = new Map(podObjects.map((p) => [p.metadata.name, p]));
-    for (const decision of plan.pods) {
+    // Pods are independent of each other: write them in parallel (bounded).
+    await forEachLimit(plan.pods, WRITE_CONCURRENCY, async (decision) => {
       const pod = byName.get(decision.pod);
-      if (pod === undefined || pod.metadata.uid !== decision.uid) continue;
-      const annotations = pod.metadata.annotations ?? {};
-      const wantRole = decision.annotations.role;
-      const wantCost = decision.annotations.deletionCost;
-      const ownsAnnotations = annotations[Annotations.role] !== undefined;
-      if (
-        annotations[Annotations.role] !== wantRole ||
-        (wantCost !== undefined && annotations[Annotations.podDeletionCost] !== wantCost) ||
-        (wantCost === undefined && ownsAnnotations)
-      ) {
-        const desired: Record<string, string> = {};
-        if (wantRole !== undefined) desired[Annotations.role] = wantRole;
-        if (wantCost !== undefined) desired[Annotations.podDeletionCost] = wantCost;
-        const written = await this.#applyPod(
-          namespace,
-          decision.pod,
-          decision.uid,
-          { metadata: { annotations: desired } },
-          false,
-        );
-        if (written !== undefined) d.pods.upsert(written);
-      }
+      if (pod === undefined || pod.metadata.uid !== decision.uid) return;
       const current = pod.status?.conditions as Condition[] | undefined;
       const existing = current?.find((c) => c.type === WEIGHTS_READY);
       const desired = decision.condition;
@@ -349,7 +353,28 @@ export class WeightSourceReconciler {
         );
         if (written !== undefined) d.pods.upsert(written);
       }
-    }
+      const annotations = pod.metadata.annotations ?? {};
+      const wantRole = decision.annotations.role;
+      const wantCost = decision.annotations.deletionCost;
+      const ownsAnnotations = annotations[Annotations.role] !== undefined;
+      if (
+        annotations[Annotations.role] !== wantRole ||
+        (wantCost !== undefined && annotations[Annotations.podDeletionCost] !== wantCost) ||
+        (wantCost === undefined && ownsAnnotations)
+      ) {
+        const desired: Record<string, string> = {};
+        if (wantRole !== undefined) desired[Annotations.role] = wantRole;
+        if (wantCost !== undefined) desired[Annotations.podDeletionCost] = wantCost;
+        const written = await this.#applyPod(
+          namespace,
+          decision.pod,
+          decision.uid,
+          { metadata: { annotations: desired } },
+          false,
+        );
+        if (written !== undefined) d.pods.upsert(written);
+      }
+    });
   }
 
   async #applyPod(
