@@ -135,9 +135,14 @@ async function measure(
           .filter((t) => !handled.has(t.metadata.name) && !TERMINAL_PHASES.has(t.status?.phase ?? 'Pending'))
           .map(async (t) => {
             handled.add(t.metadata.name);
-            const before = performance.now();
-            await agents.succeed(t);
-            for (const r of t.spec.receivers) successAt.set(r.uid, before);
+            // Each receiver's agent reports on its own; success counts from its own write.
+            if (t.spec.source.type === 'Seed') await agents.seedRendezvous(t, 'Succeeded');
+            await Promise.all(
+              t.spec.receivers.map(async (r) => {
+                await agents.receiver(t, r.pod, { phase: 'Succeeded', gbps: 12.5 });
+                successAt.set(r.uid, performance.now());
+              }),
+            );
           }),
       );
       const after = performance.now();
@@ -167,6 +172,15 @@ async function measure(
     const uids = [...transferSeen.keys()].filter((u) => !firstUids.has(u));
     const toTransfer = uids.map((u) => (transferSeen.get(u) as number) - scaledAt);
     const successToReady = uids.map((u) => (readyAt.get(u) as number) - (successAt.get(u) as number));
+    if (process.env.SEEDCAST_BENCH_DEBUG === '1') {
+      process.stderr.write(
+        controller.metrics.registry
+          .render()
+          .split('\n')
+          .filter((l) => /reconcile|transfers/.test(l) && !l.includes('_bucket'))
+          .join('\n'),
+      );
+    }
     return { toTransfer, successToReady, allCreatedMs: Math.max(...toTransfer) };
   } finally {
     await agents.stop();

@@ -303,7 +303,8 @@ export class WeightSourceReconciler {
         if (!isConflict(err)) throw err;
       }
     });
-    await forEachLimit(plan.statuses, WRITE_CONCURRENCY, async (update) => {
+    // After the creates, the rest is independent: transfer statuses, GC and pods go together.
+    const statuses = forEachLimit(plan.statuses, WRITE_CONCURRENCY, async (update) => {
       const written = await d.client.apply(
         { ...WeightSourceRefs.transfers, namespace, name: update.name, subresource: 'status' },
         {
@@ -316,12 +317,12 @@ export class WeightSourceReconciler {
       );
       d.transfers.upsert(written);
     });
-    await forEachLimit(plan.delete, WRITE_CONCURRENCY, (name) =>
+    const deletes = forEachLimit(plan.delete, WRITE_CONCURRENCY, (name) =>
       d.client.delete({ ...WeightSourceRefs.transfers, namespace, name }),
     );
     const byName = new Map(podObjects.map((p) => [p.metadata.name, p]));
     // Pods are independent of each other: write them in parallel (bounded).
-    await forEachLimit(plan.pods, WRITE_CONCURRENCY, async (decision) => {
+    const podWrites = forEachLimit(plan.pods, WRITE_CONCURRENCY, async (decision) => {
       const pod = byName.get(decision.pod);
       if (pod === undefined || pod.metadata.uid !== decision.uid) return;
       const current = pod.status?.conditions as Condition[] | undefined;
@@ -375,6 +376,9 @@ export class WeightSourceReconciler {
         if (written !== undefined) d.pods.upsert(written);
       }
     });
+    const results = await Promise.allSettled([statuses, deletes, podWrites]);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
 
   async #applyPod(
