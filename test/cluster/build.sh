@@ -64,35 +64,26 @@ check_wrapper() {
     die "test/cluster/$dir/go.mod does not require $module $version (versions.env); run: bash test/cluster/gen-wrappers.sh $dir"
 }
 
-# go build with a heartbeat: prints elapsed time and the number of packages compiled so far.
+# Downloads the wrapper's modules, then builds PKG... into OUT_DIR, with heartbeats.
 # Usage: go_build WRAPPER_DIR OUT_DIR LDFLAGS PKG...
 go_build() {
   local dir="$1" out="$2" ldflags="$3"; shift 3
-  local name log start pid n status
+  local name start
   name="$(basename "$dir")"
-  log="$LOGS/$name.log"
   start=$SECONDS
-  log "$name: downloading modules"
-  (cd "$CLUSTER_DIR/$dir" && go_proxy go mod download)
-  log "$name: compiling $* (log: $log)"
-  (
-    cd "$CLUSTER_DIR/$dir"
-    CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath -mod=readonly" \
-      go build -p "${SEEDCAST_BUILD_JOBS:-$(nproc)}" -v -ldflags "-s -w $ldflags" -o "$out/" "$@"
-  ) >"$log" 2>&1 &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 5
-    if (((SECONDS - start) % 30 < 5)); then
-      n="$(grep -c . "$log" || true)"
-      log "$name: ${n} packages compiled, $((SECONDS - start))s"
-    fi
-  done
-  status=0
-  wait "$pid" || status=$?
-  if [[ $status -ne 0 ]]; then
-    tail -n 40 "$log" >&2
-    die "$name: go build failed (exit $status); full log: $log"
+  log "$name: downloading modules (log: $LOGS/$name-download.log)"
+  if ! (cd "$CLUSTER_DIR/$dir" && with_heartbeat "$name" "$LOGS/$name-download.log" '^# get .*\.zip$' \
+    'module zips fetched' go mod download -x); then
+    grep -vE '^(# get|mkdir|cd |unzip|rm )' "$LOGS/$name-download.log" | tail -n 20 >&2
+    if grep -qE "$PROXY_REFUSAL" "$LOGS/$name-download.log"; then proxy_refused; fi
+    die "$name: go mod download failed; full log: $LOGS/$name-download.log"
+  fi
+  log "$name: compiling $* (log: $LOGS/$name.log)"
+  if ! (cd "$CLUSTER_DIR/$dir" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath -mod=readonly" \
+    with_heartbeat "$name" "$LOGS/$name.log" . 'packages compiled' \
+    go build -p "${SEEDCAST_BUILD_JOBS:-$(nproc)}" -v -ldflags "-s -w $ldflags" -o "$out/" "$@"); then
+    tail -n 40 "$LOGS/$name.log" >&2
+    die "$name: go build failed; full log: $LOGS/$name.log"
   fi
   log "$name: built in $((SECONDS - start))s"
 }
