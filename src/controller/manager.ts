@@ -131,30 +131,46 @@ export async function startController(
     onResult: observe('inferencedeployment'),
   });
   const ns = (o: KubeObject) => o.metadata.namespace ?? '';
-  sources.on((_t, o) => sourceQueue.add(`${ns(o)}/${o.metadata.name}`));
-  transfers.on((_t, o) => {
+  // Nothing is reconciled before every cache synced: a transfer seen before its pods would look
+  // like its seed and receivers vanished (and be failed). After the sync every key is enqueued.
+  let accepting = false;
+  const on = <T extends KubeObject>(i: Informer<T>, handler: (o: T) => void) =>
+    i.on((_t, o) => {
+      if (accepting) handler(o);
+    });
+  const enqueueAll = () => {
+    accepting = true;
+    for (const o of sources.list()) sourceQueue.add(`${ns(o)}/${o.metadata.name}`);
+    for (const o of [...transfers.list(), ...pods.list()]) {
+      const source = o.metadata.labels?.[Labels.weightSource];
+      if (source !== undefined) sourceQueue.add(`${ns(o)}/${source}`);
+    }
+    for (const o of inferenceDeployments.list()) idQueue.add(`${ns(o)}/${o.metadata.name}`);
+  };
+  on(sources, (o) => sourceQueue.add(`${ns(o)}/${o.metadata.name}`));
+  on(transfers, (o) => {
     const source = o.metadata.labels?.[Labels.transferSource];
     if (source !== undefined) sourceQueue.add(`${ns(o)}/${source}`);
   });
-  pods.on((_t, o) => {
+  on(pods, (o) => {
     const source = o.metadata.labels?.[Labels.weightSource];
     if (source !== undefined) sourceQueue.add(`${ns(o)}/${source}`);
     const id = o.metadata.labels?.[Labels.inferenceDeployment];
     if (id !== undefined) idQueue.add(`${ns(o)}/${id}`);
   });
-  inferenceDeployments.on((_t, o) => {
+  on(inferenceDeployments, (o) => {
     idQueue.add(`${ns(o)}/${o.metadata.name}`);
     const source = (o.spec as { weightSource?: unknown } | undefined)?.weightSource;
     if (typeof source === 'string') sourceQueue.add(`${ns(o)}/${source}`);
   });
-  sources.on((_t, o) => {
+  on(sources, (o) => {
     for (const id of inferenceDeployments.list((d) => ns(d) === ns(o))) {
       if ((id.spec as { weightSource?: unknown } | undefined)?.weightSource === o.metadata.name) {
         idQueue.add(`${ns(id)}/${id.metadata.name}`);
       }
     }
   });
-  deployments.on((_t, o) => {
+  on(deployments, (o) => {
     const id = o.metadata.labels?.[Labels.inferenceDeployment];
     if (id !== undefined) idQueue.add(`${ns(o)}/${id}`);
   });
@@ -166,6 +182,7 @@ export async function startController(
     const running = all.map((i) => i.run(signal));
     await Promise.all(all.map((i) => i.waitForSync()));
     syncedAll = true;
+    enqueueAll();
     for (const resolve of syncWaiters.splice(0)) resolve();
     logger.info({ namespace: namespace ?? '<all>' }, 'caches synced');
     await Promise.all(running);

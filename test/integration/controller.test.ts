@@ -271,7 +271,8 @@ describe('controller against a real control plane', () => {
     let holding = true;
     agents.start('model', { hold: (x) => holding && x.spec.source.type === 'Seed' });
     await allReady(namespace, 1);
-    await scale(namespace, 5);
+    // Five receivers: two groups of two in flight (the seed's limit), one waiting.
+    await scale(namespace, 6);
     await waitFor(
       'two groups in flight',
       async () => ((await agents.transfers()).length >= 3 ? true : undefined),
@@ -293,8 +294,20 @@ describe('controller against a real control plane', () => {
       'the new controller created or lost nothing while the old ones run',
     );
     await checkInvariants(namespace, agents);
+    // The fifth receiver waits for a free seed, before and after the restart.
+    await waitFor('one waiting receiver', async () => {
+      const source = await cluster.client.get<{ status?: { waitingReceivers?: number } }>({
+        group: GROUP,
+        version: VERSION,
+        plural: Plurals.WeightSource,
+        namespace,
+        name: 'model',
+      });
+      return source.status?.waitingReceivers === 1 ? true : undefined;
+    });
+    assert.equal((await agents.transfers()).length, beforeRestart.length);
     holding = false;
-    await allReady(namespace, 5);
+    await allReady(namespace, 6);
     await checkInvariants(namespace, agents);
   });
 
