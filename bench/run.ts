@@ -9,19 +9,32 @@ import type { Benchmark, BenchOptions, Figure } from './types.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-export async function discover(): Promise<Benchmark[]> {
+/**
+ * Benchmarks from `bench/<name>.bench.ts` files. With `names`, only those files are imported, so
+ * one benchmark's dependencies (a cluster client, a native addon) never break another's run.
+ */
+export async function discover(
+  names: readonly string[] = [],
+): Promise<{ found: Benchmark[]; broken: string[] }> {
   const found: Benchmark[] = [];
-  for (const file of readdirSync(here)
+  const broken: string[] = [];
+  const files = readdirSync(here)
     .filter((f) => f.endsWith('.bench.ts'))
-    .sort()) {
-    const mod = (await import(pathToFileURL(join(here, file)).href)) as {
-      benchmark?: Benchmark;
-      benchmarks?: Benchmark[];
-    };
-    if (mod.benchmark !== undefined) found.push(mod.benchmark);
-    found.push(...(mod.benchmarks ?? []));
+    .filter((f) => names.length === 0 || names.includes(f.slice(0, -'.bench.ts'.length)))
+    .sort();
+  for (const file of files) {
+    try {
+      const mod = (await import(pathToFileURL(join(here, file)).href)) as {
+        benchmark?: Benchmark;
+        benchmarks?: Benchmark[];
+      };
+      if (mod.benchmark !== undefined) found.push(mod.benchmark);
+      found.push(...(mod.benchmarks ?? []));
+    } catch (err) {
+      broken.push(`${file}: ${(err as Error).message.split('\n')[0]}`);
+    }
   }
-  return found;
+  return { found, broken };
 }
 
 function parse(argv: string[]): {
@@ -57,7 +70,8 @@ const format = (f: Figure): string => {
 
 export async function main(argv: string[]): Promise<number> {
   const args = parse(argv);
-  const all = await discover();
+  const { found: all, broken } = await discover(args.names);
+  for (const line of broken) process.stderr.write(`cannot load ${line}\n`);
   if (args.list) {
     for (const b of all) process.stdout.write(`${b.name.padEnd(16)} ${b.description}\n`);
     return 0;
