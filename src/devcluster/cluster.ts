@@ -157,11 +157,31 @@ export async function up(options: UpOptions = {}): Promise<DevClusterState> {
     log(`stopping the previous dev cluster in ${dir}`);
     await down({ dir, log });
   }
+  // Ports are picked free and then bound by the components: another process can take one in
+  // between (parallel test files). That shows as a bind error; start again on fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(dir, bins, nodeCount, gpusPerNode, log);
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/i.test(errorMessage(err))) throw err;
+      log(`a port was taken meanwhile; starting again on fresh ports (attempt ${attempt + 1})`);
+    }
+  }
+}
+
+async function startOnce(
+  dir: string,
+  bins: Record<BinaryName, string>,
+  nodeCount: number,
+  gpusPerNode: number,
+  log: (line: string) => void,
+): Promise<DevClusterState> {
   const started = Date.now();
   const logs = join(dir, 'logs');
   // Fresh etcd data and certificates every time; keep nothing from an earlier cluster.
   await rm(join(dir, 'etcd'), { recursive: true, force: true });
   await rm(join(dir, 'pki'), { recursive: true, force: true });
+  await rm(logs, { recursive: true, force: true });
   await mkdir(logs, { recursive: true });
 
   const [etcdPort, etcdPeerPort, apiPort, kcmPort, schedulerPort, kwokPort] = (await freePorts(6)) as [

@@ -79,7 +79,7 @@ go_build() {
     die "$name: go mod download failed; full log: $LOGS/$name-download.log"
   fi
   log "$name: compiling $* (log: $LOGS/$name.log)"
-  if ! (cd "$CLUSTER_DIR/$dir" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath -mod=readonly" \
+  if ! (cd "$CLUSTER_DIR/$dir" && CGO_ENABLED=0 GOFLAGS="${GOFLAGS:-} -trimpath -mod=readonly -buildvcs=false" \
     with_heartbeat "$name" "$LOGS/$name.log" . 'packages compiled' \
     go build -p "${SEEDCAST_BUILD_JOBS:-$(nproc)}" -v -ldflags "-s -w $ldflags" -o "$out/" "$@"); then
     tail -n 40 "$LOGS/$name.log" >&2
