@@ -221,6 +221,7 @@ export async function startController(
   if (
     config.metricsPort !== undefined &&
     config.healthPort !== undefined &&
+    config.metricsPort !== 0 &&
     config.metricsPort === config.healthPort
   ) {
     const server = handler(['/metrics', '/healthz', '/readyz']);

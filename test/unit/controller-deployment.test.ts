@@ -59,6 +59,11 @@ describe('renderAgentInjection', () => {
     assert.equal(engine.args, undefined);
     assert.ok(engine.env.some((e: Json) => e.name === AgentEnv.podUid));
     assert.ok(engine.env.some((e: Json) => e.name === 'X'));
+    // Lists keyed by name in server-side apply must not repeat a name.
+    for (const list of [engine.env, engine.volumeMounts, out.spec.volumes]) {
+      const names = list.map((e: Json) => e.name);
+      assert.equal(new Set(names).size, names.length, `duplicate in ${names}`);
+    }
   });
 
   it('InContainer without a command names the field', () => {

@@ -70,9 +70,14 @@ function agentEnv(options: AgentInjectionOptions): Json[] {
   return env;
 }
 
+/** Appends `added` to `existing`, replacing entries of the same name (lists keyed by name in SSA). */
 function mergeByName(existing: Json[] | undefined, added: Json[]): Json[] {
-  const names = new Set(added.map((e) => e.name));
-  return [...(existing ?? []).filter((e) => !names.has(e.name)), ...added];
+  const byName = new Map<unknown, Json>();
+  for (const e of [...(existing ?? []), ...added]) {
+    byName.delete(e.name);
+    byName.set(e.name, e);
+  }
+  return [...byName.values()];
 }
 
 /**

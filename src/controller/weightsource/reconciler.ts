@@ -5,18 +5,22 @@ import {
   Annotations,
   API_VERSION,
   type Condition,
+  ConditionTypes,
+  EventReasons,
   FieldManagers,
   GROUP,
   inferenceDeployment,
   Kinds,
   Labels,
   Plurals,
+  Reasons,
   VERSION,
   WEIGHTS_READY,
   type WeightTransferSpec,
   type WeightTransferStatus,
   weightSource,
 } from '../../api/v1alpha1/index.ts';
+import { formatIssues } from '../../api/v1alpha1/validate.ts';
 import { type Clock, parseTime } from '../../shared/clock.ts';
 import { ValidationError } from '../../shared/errors.ts';
 import type { Informer } from '../../shared/informer.ts';
@@ -115,10 +119,7 @@ export class WeightSourceReconciler {
           conditions,
         };
       } else {
-        source = {
-          state: 'invalid',
-          issues: parsed.error.issues.map((i) => `${i.path.map(String).join('.')}: ${i.message}`),
-        };
+        source = { state: 'invalid', issues: formatIssues(parsed.error) };
       }
     }
     const podObjects = d.pods.list(
@@ -167,6 +168,8 @@ export class WeightSourceReconciler {
       const current = (sourceObject.status ?? {}) as Record<string, unknown> & { conditions?: Condition[] };
       let conditions = current.conditions;
       for (const c of plan.source.conditions) conditions = setCondition(conditions, c, now);
+      // Valid again: the Invalid condition goes.
+      conditions = conditions?.filter((c) => c.type !== ConditionTypes.Invalid);
       const next = {
         observedGeneration: sourceObject.metadata.generation,
         seeds: plan.source.seeds,
@@ -198,6 +201,9 @@ export class WeightSourceReconciler {
       d.metrics.activeTransfers.set(labels, plan.source.activeTransfers);
       d.metrics.portsInUse.set(labels, plan.source.portsInUse);
     }
+    if (sourceObject !== undefined && source.state === 'invalid') {
+      await this.#markInvalid(sourceObject, source.issues, now);
+    }
     for (const event of plan.events) await d.events.record(namespace, event);
     for (const t of plan.create) d.metrics.transfersCreated.inc({ source_type: t.spec.source.type });
     for (const f of plan.finished) {
@@ -205,6 +211,45 @@ export class WeightSourceReconciler {
     }
     for (const r of plan.newlyReady) d.metrics.timeToWeightsReady.observe({ reason: r.reason }, r.seconds);
     return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
+  }
+
+  /** An invalid WeightSource gets Invalid=True naming the fields, and one event per new message. */
+  async #markInvalid(sourceObject: KubeObject, issues: string[], now: number): Promise<void> {
+    const d = this.#d;
+    const namespace = sourceObject.metadata.namespace ?? '';
+    const name = sourceObject.metadata.name;
+    const current = (sourceObject.status as { conditions?: Condition[] } | undefined)?.conditions;
+    const message = issues.join('; ');
+    const conditions = setCondition(
+      current,
+      {
+        type: ConditionTypes.Invalid,
+        status: 'True',
+        reason: Reasons.ValidationFailed,
+        message,
+        observedGeneration: sourceObject.metadata.generation,
+      },
+      now,
+    );
+    if (sameConditions(current, conditions)) return;
+    const written = await d.client.apply(
+      { ...WeightSourceRefs.sources, namespace, name, subresource: 'status' },
+      {
+        apiVersion: API_VERSION,
+        kind: Kinds.WeightSource,
+        metadata: { name, namespace },
+        status: { conditions },
+      },
+      FIELD_MANAGER,
+    );
+    d.sources.upsert(written);
+    await d.events.record(namespace, {
+      regarding: { kind: 'WeightSource', name, uid: sourceObject.metadata.uid },
+      reason: EventReasons.InvalidResource,
+      type: 'Warning',
+      action: 'Validate',
+      note: message,
+    });
   }
 
   #observePod(pod: PodObject, now: number): ObservedPod {
