@@ -445,7 +445,9 @@ await test('bench: device bucket packing vs torch device copy', async () => {
 
 await test('tcp-over-cuda: 8 GiB between two processes on GPU 0, byte-exact', async () => {
   const peer = join(HERE, 'tcp-peer.ts');
-  const receiver = spawn(process.execPath, [peer, 'receive', '0', String(TCP_BYTES)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const receiver = spawn(process.execPath, [peer, 'receive', '0', String(TCP_BYTES)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines: string[] = [];
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: receiver.stdout }).on('line', (l) => {
@@ -456,7 +458,12 @@ await test('tcp-over-cuda: 8 GiB between two processes on GPU 0, byte-exact', as
     receiver.once('exit', (c) => reject(new Error(`receiver exited ${c}`)));
   });
   const done = new Promise<void>((resolve) => receiver.once('close', () => resolve()));
-  const sender = await runChild(process.execPath, [peer, 'send', String(port), String(TCP_BYTES)], {}, 240_000);
+  const sender = await runChild(
+    process.execPath,
+    [peer, 'send', String(port), String(TCP_BYTES)],
+    {},
+    240_000,
+  );
   await done;
   const s = lastJson(sender.lines);
   const r = lastJson(lines);
