@@ -14,6 +14,7 @@ const USAGE = `usage: seedcast dev-cluster up|down|status [options]
 options:
   --nodes N          fake GPU nodes (default 4)
   --gpus-per-node G  nvidia.com/gpu capacity of each node (default 8)
+  --pod-cidr CIDR    loopback range for pod IPs (default 127.X.0.0/16, X derived from DIR)
   --dir DIR          state directory (default \${SEEDCAST_CACHE:-~/.cache/seedcast}/dev-cluster)
   --no-build         fail instead of building missing binaries
   --json             status as JSON
@@ -40,6 +41,7 @@ function formatStatus(report: StatusReport): string {
     `dev cluster in ${report.dir} (started ${report.state.startedAt})`,
     `  kubeconfig  ${report.state.kubeconfig}`,
     `  api server  ${report.state.server} ${report.apiServerReady ? 'ready' : 'NOT READY'}`,
+    `  pod IPs     ${report.state.podCidr}`,
     `  nodes       ${report.state.nodes.length > 0 ? report.state.nodes.join(', ') : '(none)'}`,
   ];
   for (const c of report.components) {
@@ -82,6 +84,7 @@ export async function run(argv: string[]): Promise<number> {
           nodes: parseCount('--nodes', values.nodes, 4),
           gpusPerNode: parseCount('--gpus-per-node', values['gpus-per-node'], 8),
           build: !values['no-build'],
+          ...(values['pod-cidr'] === undefined ? {} : { podCidr: values['pod-cidr'] }),
           log,
         });
         log(`kubeconfig: export KUBECONFIG=${state.kubeconfig}`);
@@ -115,6 +118,7 @@ function parse(argv: string[]) {
       nodes: { type: 'string' },
       'gpus-per-node': { type: 'string' },
       dir: { type: 'string' },
+      'pod-cidr': { type: 'string' },
       'no-build': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },

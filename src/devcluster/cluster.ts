@@ -12,7 +12,7 @@ import { errorMessage, SeedcastError } from '../shared/errors.ts';
 import { KubeClient, Resources } from '../shared/kube.ts';
 import { type BinaryName, CONTROL_PLANE_BINARIES, cacheDir, ensureBinaries } from './binaries.ts';
 import { createPki, type Pki } from './certs.ts';
-import { FAKE_NODE_SELECTOR, fakeNodes, kwokConfigYaml, POD_CIDR } from './kwok.ts';
+import { FAKE_NODE_SELECTOR, fakeNodes, isLoopbackCidr, kwokConfigYaml, podCidrFor } from './kwok.ts';
 import {
   freePorts,
   isListening,
@@ -53,6 +53,8 @@ export interface DevClusterState {
   dir: string;
   kubeconfig: string;
   server: string;
+  /** Pod IPs come from here (loopback: bindable by local processes). */
+  podCidr: string;
   startedAt: string;
   nodes: string[];
   components: ComponentState[];
@@ -62,6 +64,8 @@ export interface UpOptions {
   dir?: string;
   nodes?: number;
   gpusPerNode?: number;
+  /** Loopback CIDR for pod IPs (default 127.X.0.0/16 derived from `dir`). */
+  podCidr?: string;
   /** Build missing binaries (default true); false fails instead. */
   build?: boolean;
   /** Progress lines (the CLI prints them to stderr). */
@@ -152,6 +156,16 @@ export async function up(options: UpOptions = {}): Promise<DevClusterState> {
     );
   }
 
+  const podCidr = options.podCidr ?? podCidrFor(dir);
+  if (!isLoopbackCidr(podCidr)) {
+    throw new SeedcastError(
+      'SEEDCAST_ERR_INVALID',
+      `--pod-cidr must be a loopback CIDR (127.x.y.z/8..24), got ${podCidr}`,
+      {
+        retryable: false,
+      },
+    );
+  }
   const bins = await ensureBinaries(CONTROL_PLANE_BINARIES, { build: options.build ?? true, log });
   if ((await readState(dir)) !== undefined) {
     log(`stopping the previous dev cluster in ${dir}`);
@@ -161,7 +175,7 @@ export async function up(options: UpOptions = {}): Promise<DevClusterState> {
   // between (parallel test files). That shows as a bind error; start again on fresh ports.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(dir, bins, nodeCount, gpusPerNode, log);
+      return await startOnce(dir, bins, { nodeCount, gpusPerNode, podCidr }, log);
     } catch (err) {
       if (attempt >= 3 || !/address already in use/i.test(errorMessage(err))) throw err;
       log(`a port was taken meanwhile; starting again on fresh ports (attempt ${attempt + 1})`);
@@ -172,8 +186,7 @@ export async function up(options: UpOptions = {}): Promise<DevClusterState> {
 async function startOnce(
   dir: string,
   bins: Record<BinaryName, string>,
-  nodeCount: number,
-  gpusPerNode: number,
+  { nodeCount, gpusPerNode, podCidr }: { nodeCount: number; gpusPerNode: number; podCidr: string },
   log: (line: string) => void,
 ): Promise<DevClusterState> {
   const started = Date.now();
@@ -198,6 +211,7 @@ async function startOnce(
     dir,
     kubeconfig: join(dir, 'kubeconfig'),
     server,
+    podCidr,
     startedAt: new Date().toISOString(),
     nodes: [],
     components: [],
@@ -284,7 +298,7 @@ async function startOnce(
       start(
         'kwok',
         kwokPort,
-        kwokArgs(dir, state.kubeconfig, kwokPort),
+        kwokArgs(dir, state.kubeconfig, kwokPort, podCidr),
         () => httpOk(`http://${LOOPBACK}:${kwokPort}/healthz`),
         60_000,
         // kwok also reads ~/.kwok/kwok.yaml when it exists: keep a developer's stages out.
@@ -294,7 +308,7 @@ async function startOnce(
     state.nodes = await createNodes(state.kubeconfig, nodeCount, gpusPerNode, log);
     await save();
     log(
-      `dev cluster up in ${((Date.now() - started) / 1000).toFixed(1)}s: ${nodeCount} nodes x ${gpusPerNode} GPUs`,
+      `dev cluster up in ${((Date.now() - started) / 1000).toFixed(1)}s: ${nodeCount} nodes x ${gpusPerNode} GPUs, pod IPs from ${podCidr}`,
     );
     return state;
   } catch (err) {
@@ -390,12 +404,12 @@ function schedulerArgs(dir: string, kubeconfig: string, port: number): string[] 
   ];
 }
 
-function kwokArgs(dir: string, kubeconfig: string, port: number): string[] {
+function kwokArgs(dir: string, kubeconfig: string, port: number, podCidr: string): string[] {
   return [
     `--kubeconfig=${kubeconfig}`,
     `--config=${join(dir, 'kwok.yaml')}`,
     `--manage-nodes-with-annotation-selector=${FAKE_NODE_SELECTOR}`,
-    `--cidr=${POD_CIDR}`,
+    `--cidr=${podCidr}`,
     `--node-ip=${LOOPBACK}`,
     `--server-address=${LOOPBACK}:${port}`,
     `--node-port=${port}`,

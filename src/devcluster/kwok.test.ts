@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import YAML from 'yaml';
 import { readVersions } from './binaries.ts';
-import { FAKE_NODE_ANNOTATION, fakeNodes, GPU_RESOURCE, kwokConfigYaml, NodeLabels } from './kwok.ts';
+import {
+  FAKE_NODE_ANNOTATION,
+  fakeNodes,
+  GPU_RESOURCE,
+  isLoopbackCidr,
+  kwokConfigYaml,
+  NodeLabels,
+  podCidrFor,
+} from './kwok.ts';
 
 test('fake nodes carry GPU capacity, the KWOK annotation and topology labels', () => {
   const nodes = fakeNodes({ count: 5, gpusPerNode: 8 }) as Array<{
@@ -51,4 +59,14 @@ test('the kwok config holds our stages only, none of which sets a readiness gate
 test('versions.env pins every binary', async () => {
   const v = await readVersions();
   for (const version of Object.values(v)) assert.match(version, /^v\d+\.\d+\.\d+$/);
+});
+
+test('each state directory gets its own loopback pod CIDR', () => {
+  const a = podCidrFor('/tmp/cluster-a');
+  assert.equal(a, podCidrFor('/tmp/cluster-a'));
+  assert.ok(isLoopbackCidr(a), a);
+  const distinct = new Set(Array.from({ length: 20 }, (_, i) => podCidrFor(`/tmp/cluster-${i}`)));
+  assert.ok(distinct.size > 10);
+  assert.equal(isLoopbackCidr('10.0.0.0/16'), false);
+  assert.equal(isLoopbackCidr('127.42.0.0/16'), true);
 });

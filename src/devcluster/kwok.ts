@@ -4,14 +4,26 @@
 // True only while every gate condition is True, False again when one goes False — the way the
 // real kubelet computes it. Pod IPs come from a loopback range so local processes standing in for
 // a pod's containers (the e2e pod runner) can bind them.
+import { createHash } from 'node:crypto';
 import YAML from 'yaml';
 import { GROUP } from '../api/v1alpha1/names.ts';
 
 /** Annotation KWOK selects the nodes it manages by. */
 export const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
 export const FAKE_NODE_SELECTOR = `${FAKE_NODE_ANNOTATION}=fake`;
-/** All of 127/8 is local on Linux: pod IPs from here are bindable without any setup. */
-export const POD_CIDR = '127.42.0.0/16';
+/**
+ * Pod IPs: all of 127/8 is local on Linux, so a pod IP from there is bindable by a local process
+ * without any setup. Each cluster takes its own 127.X.0.0/16, X derived from its state directory,
+ * so clusters side by side (parallel test files) hand out distinct pod IPs.
+ */
+export function podCidrFor(dir: string): string {
+  const hash = createHash('sha256').update(dir).digest();
+  return `127.${64 + (hash[0]! % 160)}.0.0/16`;
+}
+
+export function isLoopbackCidr(cidr: string): boolean {
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}\/(8|9|1\d|2[0-4])$/.test(cidr);
+}
 export const GPU_RESOURCE = 'nvidia.com/gpu';
 export const NodeLabels = {
   hostname: 'kubernetes.io/hostname',

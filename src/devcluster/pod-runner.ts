@@ -47,7 +47,7 @@ export type ImageMapper = (container: Container) => { command: string; args: str
 
 export interface PodRunnerOptions {
   kube: KubeClient;
-  /** Directory holding one folder per pod (volumes, logs). */
+  /** Directory holding one folder per pod (volumes, logs); keep it short (socket paths). */
   workDir: string;
   /** Kubeconfig file handed to processes that talk to the API server (`SEEDCAST_KUBECONFIG`). */
   kubeconfig: (pod: RunnablePod) => Promise<string>;
@@ -123,7 +123,7 @@ export class PodRunner {
     this.#options = options;
   }
 
-  /** The local directory of a running pod (its volumes under `volumes/<name>`). */
+  /** The local directory of a running pod (its volumes under `v/<name>`, logs as `<container>.log`). */
   podDir(namespace: string, name: string): string | undefined {
     return this.#running.get(`${namespace}/${name}`)?.dir;
   }
@@ -197,14 +197,11 @@ export class PodRunner {
   async #startPod(pod: RunnablePod): Promise<void> {
     const { workDir, images, log, kube } = this.#options;
     const id = key(pod);
-    const dir = join(
-      workDir,
-      pod.metadata.namespace ?? 'default',
-      `${pod.metadata.name}-${pod.metadata.uid ?? ''}`,
-    );
+    // Short paths: a Unix socket path (the bridge socket lives in a volume) must fit in 108 bytes.
+    const dir = join(workDir, (pod.metadata.uid ?? pod.metadata.name).slice(0, 8));
     const running: RunningPod = { uid: pod.metadata.uid ?? '', dir, processes: [] };
     this.#running.set(id, running);
-    const volumeDir = (name: string) => join(dir, 'volumes', name);
+    const volumeDir = (name: string) => join(dir, 'v', name);
     for (const volume of pod.spec.volumes ?? []) {
       await mkdir(volumeDir(volume.name), { recursive: true });
       if (volume.secret !== undefined) {

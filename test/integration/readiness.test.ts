@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WEIGHTS_READY } from '../../src/api/v1alpha1/names.ts';
-import { POD_CIDR } from '../../src/devcluster/kwok.ts';
 import { type KubeObject, Resources } from '../../src/shared/kube.ts';
 import { applyObjects, conditionOf, useCluster, waitFor, waitForCondition } from '../support/cluster.ts';
 
@@ -73,7 +72,10 @@ test('a Deployment pod runs on a fake GPU node and is Ready only while its readi
     },
     { timeoutMs: 60_000 },
   );
-  const prefix = POD_CIDR.split('.').slice(0, 2).join('.');
+  // Pod IPs are loopback addresses (bindable by local processes), distinct per pod.
+  const cidr = cluster.cluster.state?.podCidr;
+  const prefix = cidr === undefined ? '127' : cidr.split('.').slice(0, 2).join('.');
+  assert.equal(new Set(pods.map((p) => p.status.podIP)).size, pods.length, 'distinct pod IPs');
   for (const pod of pods) {
     assert.equal(
       pod.metadata.ownerReferences?.[0]?.kind,
@@ -81,7 +83,10 @@ test('a Deployment pod runs on a fake GPU node and is Ready only while its readi
       'created by the ReplicaSet controller',
     );
     assert.match(pod.spec.nodeName ?? '', /^gpu-node-\d+$/, 'scheduled onto a fake node');
-    assert.ok(pod.status.podIP?.startsWith(`${prefix}.`), `pod IP ${pod.status.podIP} in ${POD_CIDR}`);
+    assert.ok(
+      pod.status.podIP?.startsWith(`${prefix}.`),
+      `pod IP ${pod.status.podIP} in ${cidr ?? '127.0.0.0/8'}`,
+    );
     assert.ok(pod.status.containerStatuses?.every((c) => c.ready));
     assert.equal(conditionOf(pod, 'ContainersReady')?.status, 'True');
     assert.equal(conditionOf(pod, 'Ready')?.status, 'False');

@@ -9,12 +9,12 @@
 //   });
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import YAML from 'yaml';
-import { down, up } from '../../src/devcluster/cluster.ts';
+import { type DevClusterState, down, readState, up } from '../../src/devcluster/cluster.ts';
 import { errorMessage, SeedcastError } from '../../src/shared/errors.ts';
 import { KubeClient, type KubeObject, type ResourceRef, Resources } from '../../src/shared/kube.ts';
 
@@ -28,6 +28,8 @@ export interface TestCluster {
   client: KubeClient;
   /** Set when this process started the cluster (and stops it in `stop`). */
   dir?: string;
+  /** The dev cluster's state (pod CIDR, ports, nodes) when it is one (next to the kubeconfig). */
+  state?: DevClusterState;
   stop(): Promise<void>;
 }
 
@@ -44,7 +46,14 @@ export async function startCluster(options: StartOptions = {}): Promise<TestClus
   const existing = process.env.SEEDCAST_KUBECONFIG;
   if (existing !== undefined && existing !== '') {
     const client = await KubeClient.create({ kubeconfig: existing });
-    return { kubeconfig: existing, kubeConfig: loadKubeConfig(existing), client, stop: () => client.close() };
+    const state = await readState(dirname(existing)).catch(() => undefined);
+    return {
+      kubeconfig: existing,
+      kubeConfig: loadKubeConfig(existing),
+      client,
+      ...(state === undefined ? {} : { state }),
+      stop: () => client.close(),
+    };
   }
   const dir = await mkdtemp(join(tmpdir(), 'seedcast-cluster-'));
   const quiet = process.env.SEEDCAST_TEST_CLUSTER_LOG !== '1';
@@ -59,6 +68,7 @@ export async function startCluster(options: StartOptions = {}): Promise<TestClus
       kubeConfig: loadKubeConfig(state.kubeconfig),
       client,
       dir,
+      state,
       stop: async () => {
         await client.close();
         await down({ dir, log });
