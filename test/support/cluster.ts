@@ -63,6 +63,18 @@ export async function startCluster(options: StartOptions = {}): Promise<TestClus
   try {
     const state = await up({ dir, nodes: options.nodes ?? 2, gpusPerNode: options.gpusPerNode ?? 8, log });
     const client = await KubeClient.create({ kubeconfig: state.kubeconfig });
+    // If the test process ends without `stop()` (a crash, a cancelled run), take the cluster
+    // along: the components run detached and would otherwise outlive it.
+    const killOnExit = () => {
+      for (const c of state.components) {
+        try {
+          process.kill(-c.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    };
+    process.once('exit', killOnExit);
     return {
       kubeconfig: state.kubeconfig,
       kubeConfig: loadKubeConfig(state.kubeconfig),
@@ -70,6 +82,7 @@ export async function startCluster(options: StartOptions = {}): Promise<TestClus
       dir,
       state,
       stop: async () => {
+        process.off('exit', killOnExit);
         await client.close();
         await down({ dir, log });
         if (process.env.SEEDCAST_KEEP_TEST_CLUSTER !== '1') await rm(dir, { recursive: true, force: true });
