@@ -68,11 +68,31 @@ export async function run(argv: string[]): Promise<number> {
   );
   const log = createLogger({ name: 'seedcast-demo', level: config.logLevel });
   const say = (line: string) => process.stdout.write(`${line}\n`);
-  const workDir = await mkdtemp(join(tmpdir(), 'seedcast-demo-'));
+  const workDir = await mkdtemp(join(tmpdir(), 'sc-demo-'));
   const clusterDir = join(workDir, 'cluster');
   let scenario: ScaleOutScenario | undefined;
   let kube: KubeClient | undefined;
   let code = 0;
+  let cleaned = false;
+  const cleanUp = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    if (config.keep) {
+      say(`cluster left running: seedcast dev-cluster down --dir ${clusterDir}`);
+      return;
+    }
+    await scenario?.tearDown().catch(() => undefined);
+    await kube?.close();
+    await down({ dir: clusterDir }).catch(() => undefined);
+    await rm(workDir, { recursive: true, force: true });
+  };
+  // Ctrl-C still stops every process the demo started.
+  const interrupted = (signal: NodeJS.Signals) => {
+    say(`\n${signal}: cleaning up`);
+    void cleanUp().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     say(
       '▶ starting a local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK)',
@@ -85,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
       kube,
       kubeconfig: state.kubeconfig,
       namespace: 'demo',
-      workDir: join(workDir, 'run'),
+      workDir,
       bytesPerRank: config.bytesPerRank,
       log,
     });
@@ -116,14 +136,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`seedcast demo: ${errorMessage(err)}\n`);
     code = 1;
   } finally {
-    if (!config.keep) {
-      await scenario?.tearDown().catch(() => undefined);
-      await kube?.close();
-      await down({ dir: clusterDir }).catch(() => undefined);
-      await rm(workDir, { recursive: true, force: true });
-    } else {
-      say(`cluster left running: seedcast dev-cluster down --dir ${clusterDir}`);
-    }
+    await cleanUp();
   }
   return code;
 }

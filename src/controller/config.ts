@@ -61,6 +61,7 @@ const ENV: Record<string, keyof z.input<typeof controllerConfigSchema>> = {
   SEEDCAST_LEASE_DURATION_SECONDS: 'leaseDurationSeconds',
   SEEDCAST_METRICS_PORT: 'metricsPort',
   SEEDCAST_HEALTH_PORT: 'healthPort',
+  SEEDCAST_BIND_ADDRESS: 'bindAddress',
   SEEDCAST_AGENT_IMAGE: 'agentImage',
   SEEDCAST_AGENT_MODE: 'agentMode',
   SEEDCAST_AGENT_GPU_SHARING: 'agentGpuSharing',

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
 import { API_VERSION, GROUP, Kinds, Plurals, VERSION } from '../api/v1alpha1/names.ts';
+import { RUN_VOLUME } from '../controller/inferencedeployment/inject.ts';
 import { ensureBinaries, REPO_ROOT } from '../devcluster/binaries.ts';
 import { PodRunner, type RunnablePod } from '../devcluster/pod-runner.ts';
 import { SeedcastError } from '../shared/errors.ts';
@@ -176,7 +177,7 @@ export class ScaleOutScenario {
     await mkdir(this.options.workDir, { recursive: true });
     this.#runner = new PodRunner({
       kube,
-      workDir: join(this.options.workDir, 'pods'),
+      workDir: join(this.options.workDir, 'p'),
       images: localCommand,
       kubeconfig: (pod) => this.#kubeconfigFor(pod),
       log: log.child({ component: 'pod-runner' }),
@@ -313,7 +314,7 @@ export class ScaleOutScenario {
   async #readDigests(pod: { namespace: string; name: string; uid: string }): Promise<string[] | undefined> {
     const dir = this.#runner?.podDir(pod.namespace, pod.name);
     if (dir === undefined) return undefined;
-    const file = join(dir, 'volumes', 'seedcast-run', 'engine-status.json');
+    const file = join(dir, 'v', RUN_VOLUME, 'engine-status.json');
     const status = JSON.parse(await readFile(file, 'utf8')) as {
       ranks: Array<{ rank: number; digest?: string }>;
     };
