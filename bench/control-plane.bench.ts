@@ -5,7 +5,6 @@
 //     ReplicaSet, scheduling, KWOK start, the agent's announce and the batch window),
 //   - agent-reported verified success → pod Ready (controller sets weights-ready, KWOK flips Ready).
 // `--sizes 1,16,64` `--batch-window 1` `--group 8` `--per-seed 1` tune it.
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Annotations,
   API_VERSION,
@@ -15,8 +14,10 @@ import {
   Plurals,
   TERMINAL_PHASES,
   VERSION,
+  WEIGHTS_READY,
 } from '../src/api/v1alpha1/index.ts';
 import { startController } from '../src/controller/manager.ts';
+import { Informer } from '../src/shared/informer.ts';
 import { Resources } from '../src/shared/kube.ts';
 import { silentLogger } from '../src/shared/log.ts';
 import {
@@ -27,7 +28,7 @@ import {
   installCrds,
   startCluster,
 } from '../test/support/cluster.ts';
-import { FakeAgents, type PodObject } from '../test/support/fake-agent.ts';
+import { FakeAgents, type PodObject, TRANSFERS, type TransferObject } from '../test/support/fake-agent.ts';
 import type { Benchmark, BenchOptions, Figure } from './types.ts';
 
 const IDS = { group: GROUP, version: VERSION, plural: Plurals.InferenceDeployment } as const;
@@ -43,7 +44,12 @@ async function measure(
   client: Awaited<ReturnType<typeof startCluster>>['client'],
   receivers: number,
   options: { batchWindow: number; group: number; perSeed: number },
-): Promise<{ toTransfer: number[]; successToReady: number[]; allCreatedMs: number }> {
+): Promise<{
+  toTransfer: number[];
+  successToReady: number[];
+  successToGate: number[];
+  allCreatedMs: number;
+}> {
   const namespace = await createNamespace(client, `bench-${receivers}`);
   const controller = await startController(
     client,
@@ -108,56 +114,76 @@ async function measure(
     const transferSeen = new Map<string, number>(); // receiver uid → first seen in a transfer
     const successAt = new Map<string, number>();
     const readyAt = new Map<string, number>();
+    const gateAt = new Map<string, number>(); // weights-ready True seen (the controller's part)
     let scaledAt = 0;
     let target = 1;
-    const step = async () => {
-      const pods = (
-        await client.list<PodObject>(
-          { ...Resources.pods, namespace },
-          { labelSelector: `${Labels.weightSource}=model` },
-        )
-      ).items.filter((p) => p.metadata.deletionTimestamp === undefined);
-      await Promise.all(
-        pods
-          .filter((p) => p.status?.phase === 'Running' && !announced.has(p.metadata.uid ?? ''))
-          .filter((p) => p.metadata.annotations?.[Annotations.fingerprint] === undefined)
-          .map(async (p) => {
-            announced.add(p.metadata.uid ?? '');
-            await agents.announce(p.metadata.name);
-          }),
-      );
-      const now = performance.now();
-      const transfers = await agents.transfers();
-      for (const t of transfers)
-        for (const r of t.spec.receivers) if (!transferSeen.has(r.uid)) transferSeen.set(r.uid, now);
-      await Promise.all(
-        transfers
-          .filter((t) => !handled.has(t.metadata.name) && !TERMINAL_PHASES.has(t.status?.phase ?? 'Pending'))
-          .map(async (t) => {
-            handled.add(t.metadata.name);
-            // Each receiver's agent reports on its own; success counts from its own write.
-            if (t.spec.source.type === 'Seed') await agents.seedRendezvous(t, 'Succeeded');
-            await Promise.all(
-              t.spec.receivers.map(async (r) => {
-                await agents.receiver(t, r.pod, { phase: 'Succeeded', gbps: 12.5 });
-                successAt.set(r.uid, performance.now());
-              }),
-            );
-          }),
-      );
-      const after = performance.now();
-      for (const p of pods) {
-        const uid = p.metadata.uid ?? '';
-        if (successAt.has(uid) && !readyAt.has(uid) && conditionOf(p, 'Ready')?.status === 'True')
-          readyAt.set(uid, after);
+    // Watches, not polls: timestamps at event arrival, and no list storm skewing the server.
+    const abort = new AbortController();
+    const pods = new Informer<PodObject>(client, {
+      resource: Resources.pods,
+      namespace,
+      labelSelector: `${Labels.weightSource}=model`,
+    });
+    const transfers = new Informer<TransferObject>(client, { resource: TRANSFERS, namespace });
+    let wake: (() => void) | undefined;
+    const notify = () => wake?.();
+    const observe = (p: PodObject, now: number) => {
+      const uid = p.metadata.uid ?? '';
+      if (successAt.has(uid) && !gateAt.has(uid) && conditionOf(p, WEIGHTS_READY)?.status === 'True') {
+        gateAt.set(uid, now);
       }
-      return pods.filter((p) => readyAt.has(p.metadata.uid ?? '')).length >= target;
+      if (successAt.has(uid) && !readyAt.has(uid) && conditionOf(p, 'Ready')?.status === 'True') {
+        readyAt.set(uid, now);
+        notify();
+      }
     };
-    const deadline = Date.now() + 600_000;
-    while (!(await step())) {
-      if (Date.now() > deadline) throw new Error('the first replica never turned Ready');
-      await sleep(20);
-    }
+    pods.on((type, p) => {
+      const now = performance.now();
+      const uid = p.metadata.uid ?? '';
+      if (type === 'delete' || p.metadata.deletionTimestamp !== undefined) return;
+      if (
+        p.status?.phase === 'Running' &&
+        !announced.has(uid) &&
+        p.metadata.annotations?.[Annotations.fingerprint] === undefined
+      ) {
+        announced.add(uid);
+        void agents.announce(p.metadata.name).catch(() => announced.delete(uid));
+      }
+      observe(p, now);
+    });
+    transfers.on((type, t) => {
+      const now = performance.now();
+      if (type === 'delete') return;
+      for (const r of t.spec.receivers) if (!transferSeen.has(r.uid)) transferSeen.set(r.uid, now);
+      if (handled.has(t.metadata.name) || TERMINAL_PHASES.has(t.status?.phase ?? 'Pending')) return;
+      handled.add(t.metadata.name);
+      void (async () => {
+        // Each receiver's agent reports on its own; success counts from its own write.
+        if (t.spec.source.type === 'Seed') await agents.seedRendezvous(t, 'Succeeded');
+        await Promise.all(
+          t.spec.receivers.map(async (r) => {
+            await agents.receiver(t, r.pod, { phase: 'Succeeded', gbps: 12.5 });
+            const at = performance.now();
+            successAt.set(r.uid, at);
+            // The pod may already be Ready (events raced the write's response).
+            const pod = pods.list((p) => p.metadata.uid === r.uid)[0];
+            if (pod !== undefined) observe(pod, at);
+          }),
+        );
+      })();
+    });
+    const watching = Promise.all([pods.run(abort.signal), transfers.run(abort.signal)]);
+    const until = async (what: string) => {
+      const deadline = Date.now() + 600_000;
+      while (readyAt.size < target) {
+        if (Date.now() > deadline) throw new Error(`${what} did not finish`);
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 200);
+        });
+      }
+    };
+    await until('the first replica');
     const firstUids = new Set(transferSeen.keys());
     target = receivers + 1;
     scaledAt = performance.now();
@@ -165,13 +191,15 @@ async function measure(
       { ...IDS, namespace, name: 'llm', subresource: 'scale' },
       { spec: { replicas: receivers + 1 } },
     );
-    while (!(await step())) {
-      if (Date.now() > deadline) throw new Error(`scale-out to ${receivers + 1} did not finish`);
-      await sleep(20);
-    }
+    await until(`scale-out to ${receivers + 1}`);
+    abort.abort();
+    await watching;
     const uids = [...transferSeen.keys()].filter((u) => !firstUids.has(u));
     const toTransfer = uids.map((u) => (transferSeen.get(u) as number) - scaledAt);
     const successToReady = uids.map((u) => (readyAt.get(u) as number) - (successAt.get(u) as number));
+    const successToGate = uids.map(
+      (u) => (gateAt.get(u) ?? (readyAt.get(u) as number)) - (successAt.get(u) as number),
+    );
     if (process.env.SEEDCAST_BENCH_DEBUG === '1') {
       process.stderr.write(
         controller.metrics.registry
@@ -181,7 +209,7 @@ async function measure(
           .join('\n'),
       );
     }
-    return { toTransfer, successToReady, allCreatedMs: Math.max(...toTransfer) };
+    return { toTransfer, successToReady, successToGate, allCreatedMs: Math.max(...toTransfer) };
   } finally {
     await agents.stop();
     await controller.stop();
@@ -220,6 +248,16 @@ export const benchmark: Benchmark = {
             unit: 'ms',
           },
           { name: `scale→all transfers created, ${n} receivers`, value: r.allCreatedMs, unit: 'ms' },
+          {
+            name: `verified→weights-ready p50, ${n} receivers`,
+            value: percentile(r.successToGate, 50),
+            unit: 'ms',
+          },
+          {
+            name: `verified→weights-ready p99, ${n} receivers`,
+            value: percentile(r.successToGate, 99),
+            unit: 'ms',
+          },
           {
             name: `verified→pod Ready p50, ${n} receivers`,
             value: percentile(r.successToReady, 50),

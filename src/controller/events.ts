@@ -9,11 +9,51 @@ import type { PlannedEvent } from './weightsource/plan.ts';
 
 export const REPORTING_CONTROLLER = `${GROUP}/controller`;
 
+/** Events written at once; more wait in a bounded backlog (oldest dropped past the cap). */
+const EVENT_CONCURRENCY = 8;
+const EVENT_BACKLOG = 1000;
+
 export class EventRecorder {
   readonly #client: KubeClient;
   readonly #instance: string;
   readonly #logger: Logger;
   #sequence = 0;
+  readonly #backlog: Array<() => Promise<void>> = [];
+  #inFlight = 0;
+  #idle: Array<() => void> = [];
+
+  /**
+   * Queues an event and returns at once: events are best effort and must not hold up the next
+   * reconcile. Call only after the reconcile's status write succeeded.
+   */
+  emit(namespace: string, event: PlannedEvent): void {
+    if (this.#backlog.length >= EVENT_BACKLOG) {
+      this.#backlog.shift();
+      this.#logger.warn('event backlog full, dropping the oldest event');
+    }
+    this.#backlog.push(() => this.record(namespace, event));
+    this.#pump();
+  }
+
+  /** Resolves when every queued event was written (or failed); for shutdown and tests. */
+  flush(): Promise<void> {
+    if (this.#backlog.length === 0 && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #pump(): void {
+    while (this.#inFlight < EVENT_CONCURRENCY && this.#backlog.length > 0) {
+      const job = this.#backlog.shift() as () => Promise<void>;
+      this.#inFlight += 1;
+      void job().finally(() => {
+        this.#inFlight -= 1;
+        this.#pump();
+      });
+    }
+    if (this.#inFlight === 0 && this.#backlog.length === 0) {
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
 
   constructor(client: KubeClient, instance: string, logger: Logger) {
     this.#client = client;

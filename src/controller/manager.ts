@@ -17,6 +17,9 @@ import { InferenceDeploymentReconciler } from './inferencedeployment/reconciler.
 import { type ControllerMetrics, controllerMetrics } from './metrics.ts';
 import { type PodObject, WeightSourceReconciler, WeightSourceRefs } from './weightsource/reconciler.ts';
 
+/** Pod events touch InferenceDeployment status counters only; bursts of them share one pass. */
+const ID_STATUS_COALESCE_MS = 250;
+
 export type ManagerConfig = Pick<
   ControllerConfig,
   | 'namespace'
@@ -155,8 +158,9 @@ export async function startController(
   on(pods, (o) => {
     const source = o.metadata.labels?.[Labels.weightSource];
     if (source !== undefined) sourceQueue.add(`${ns(o)}/${source}`);
+    // Pod churn only moves counters in the InferenceDeployment status: coalesce bursts.
     const id = o.metadata.labels?.[Labels.inferenceDeployment];
-    if (id !== undefined) idQueue.add(`${ns(o)}/${id}`);
+    if (id !== undefined) idQueue.addAfter(`${ns(o)}/${id}`, ID_STATUS_COALESCE_MS);
   });
   on(inferenceDeployments, (o) => {
     idQueue.add(`${ns(o)}/${o.metadata.name}`);
@@ -249,6 +253,7 @@ export async function startController(
       leading = false;
       metrics.leader.set({}, 0);
       await Promise.all([sourceQueue.shutdown(), idQueue.shutdown()]);
+      await Promise.race([events.flush(), new Promise((r) => setTimeout(r, 5000).unref())]);
     }
   };
   const done = (async () => {

@@ -126,7 +126,7 @@ export class InferenceDeploymentReconciler {
     const wasMissing =
       before?.find((c) => c.type === ConditionTypes.WeightSourceResolved)?.status === 'False';
     if (!sourceFound && !wasMissing && conditions !== undefined) {
-      await d.events.record(namespace, {
+      d.events.emit(namespace, {
         regarding: { kind: 'InferenceDeployment', name, uid: object.metadata.uid },
         reason: EventReasons.WeightSourceMissing,
         type: 'Warning',
@@ -209,7 +209,7 @@ export class InferenceDeploymentReconciler {
       return;
     }
     if (wasInvalid?.status !== 'True' || wasInvalid.message !== message) {
-      await this.#d.events.record(object.metadata.namespace ?? '', {
+      this.#d.events.emit(object.metadata.namespace ?? '', {
         regarding: { kind: 'InferenceDeployment', name: object.metadata.name, uid: object.metadata.uid },
         reason: EventReasons.InvalidResource,
         type: 'Warning',

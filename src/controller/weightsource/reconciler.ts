@@ -66,6 +66,8 @@ export interface WeightSourceReconcilerDeps {
 const FIELD_MANAGER = FieldManagers.controller;
 /** Parallel API writes per reconcile: independent objects, bounded so a 256-pod source cannot flood the server. */
 const WRITE_CONCURRENCY = 16;
+const QUIET_REASONS: ReadonlySet<string> = new Set([Reasons.WaitingForSeed, Reasons.WaitingForAgent]);
+const VERIFIED_REASONS: ReadonlySet<string> = new Set([Reasons.WeightsVerified, Reasons.ColdLoaded]);
 
 /** Runs `fn` over `items` with at most `limit` in flight; rejects with the first error after all settle. */
 export async function forEachLimit<T>(
@@ -204,7 +206,8 @@ export class WeightSourceReconciler {
     if (sourceObject !== undefined && source.state === 'invalid') {
       await this.#markInvalid(sourceObject, source.issues, now);
     }
-    for (const event of plan.events) await d.events.record(namespace, event);
+    // Events only now that the writes succeeded; best effort, in parallel (bounded).
+    for (const event of plan.events) d.events.emit(namespace, event);
     for (const t of plan.create) d.metrics.transfersCreated.inc({ source_type: t.spec.source.type });
     for (const f of plan.finished) {
       d.metrics.transfersFinished.inc({ outcome: f.phase, reason: f.reason, source_type: f.source });
@@ -243,7 +246,7 @@ export class WeightSourceReconciler {
       FIELD_MANAGER,
     );
     d.sources.upsert(written);
-    await d.events.record(namespace, {
+    d.events.emit(namespace, {
       regarding: { kind: 'WeightSource', name, uid: sourceObject.metadata.uid },
       reason: EventReasons.InvalidResource,
       type: 'Warning',
@@ -367,37 +370,42 @@ export class WeightSourceReconciler {
     );
     const byName = new Map(podObjects.map((p) => [p.metadata.name, p]));
     // Pods are independent of each other: write them in parallel (bounded).
-    const podWrites = forEachLimit(plan.pods, WRITE_CONCURRENCY, async (decision) => {
+    // Pod writes, most urgent first: weights-ready turning True (readiness latency), then the
+    // other conditions, then seed annotations.
+    const urgent: Array<() => Promise<void>> = [];
+    const rest: Array<() => Promise<void>> = [];
+    const annotationWrites: Array<() => Promise<void>> = [];
+    for (const decision of plan.pods) {
       const pod = byName.get(decision.pod);
-      if (pod === undefined || pod.metadata.uid !== decision.uid) return;
+      if (pod === undefined || pod.metadata.uid !== decision.uid) continue;
       const current = pod.status?.conditions as Condition[] | undefined;
       const existing = current?.find((c) => c.type === WEIGHTS_READY);
       const desired = decision.condition;
+      // While a pod waits, its message (batching, seeds busy…) alone is not worth a write per pod.
+      const messageMatters = !QUIET_REASONS.has(desired.reason);
       if (
         existing === undefined ||
         existing.status !== desired.status ||
         existing.reason !== desired.reason ||
-        (existing.message ?? '') !== desired.message
+        (messageMatters && (existing.message ?? '') !== desired.message)
       ) {
         const next = setCondition(existing === undefined ? [] : [existing], desired, now)[0] as Condition;
         // Invariant 1, checked once more at the last moment: True only with a verified reason.
-        if (
-          next.status === 'True' &&
-          existing?.status !== 'True' &&
-          !['WeightsVerified', 'ColdLoaded'].includes(next.reason)
-        ) {
+        if (next.status === 'True' && existing?.status !== 'True' && !VERIFIED_REASONS.has(next.reason)) {
           throw new ValidationError('plan', [
             `pod ${decision.pod}: weights-ready True with reason ${next.reason}`,
           ]);
         }
-        const written = await this.#applyPod(
-          namespace,
-          decision.pod,
-          decision.uid,
-          { status: { conditions: [next] } },
-          true,
-        );
-        if (written !== undefined) d.pods.upsert(written);
+        (next.status === 'True' ? urgent : rest).push(async () => {
+          const written = await this.#applyPod(
+            namespace,
+            decision.pod,
+            decision.uid,
+            { status: { conditions: [next] } },
+            true,
+          );
+          if (written !== undefined) d.pods.upsert(written);
+        });
       }
       const annotations = pod.metadata.annotations ?? {};
       const wantRole = decision.annotations.role;
@@ -408,19 +416,24 @@ export class WeightSourceReconciler {
         (wantCost !== undefined && annotations[Annotations.podDeletionCost] !== wantCost) ||
         (wantCost === undefined && ownsAnnotations)
       ) {
-        const desired: Record<string, string> = {};
-        if (wantRole !== undefined) desired[Annotations.role] = wantRole;
-        if (wantCost !== undefined) desired[Annotations.podDeletionCost] = wantCost;
-        const written = await this.#applyPod(
-          namespace,
-          decision.pod,
-          decision.uid,
-          { metadata: { annotations: desired } },
-          false,
-        );
-        if (written !== undefined) d.pods.upsert(written);
+        const wanted: Record<string, string> = {};
+        if (wantRole !== undefined) wanted[Annotations.role] = wantRole;
+        if (wantCost !== undefined) wanted[Annotations.podDeletionCost] = wantCost;
+        annotationWrites.push(async () => {
+          const written = await this.#applyPod(
+            namespace,
+            decision.pod,
+            decision.uid,
+            { metadata: { annotations: wanted } },
+            false,
+          );
+          if (written !== undefined) d.pods.upsert(written);
+        });
       }
-    });
+    }
+    const podWrites = forEachLimit([...urgent, ...rest, ...annotationWrites], WRITE_CONCURRENCY, (write) =>
+      write(),
+    );
     const results = await Promise.allSettled([statuses, deletes, podWrites]);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed !== undefined) throw failed.reason;
