@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { Labels, WEIGHTS_READY } from '../../src/api/v1alpha1/names.ts';
 import { binaryPath, readVersions } from '../../src/devcluster/binaries.ts';
@@ -418,8 +419,10 @@ describe('the Helm chart on the dev cluster', { skip }, () => {
     controller.stdout?.on('data', (d: Buffer) => logs.push(d.toString()));
     controller.stderr?.on('data', (d: Buffer) => logs.push(d.toString()));
     t.after(async () => {
+      if (controller.exitCode !== null || controller.signalCode !== null) return;
+      const exited = new Promise((resolve) => controller.once('exit', resolve));
       controller.kill('SIGTERM');
-      await new Promise((resolve) => controller.once('exit', resolve));
+      await Promise.race([exited, sleep(10_000).then(() => controller.kill('SIGKILL'))]);
     });
     const sample = YAML.parseAllDocuments(
       readFileSync(join(ROOT, 'config/samples/tiny-cpu-tcp.yaml'), 'utf8'),
