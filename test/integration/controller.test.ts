@@ -16,10 +16,11 @@ import {
   WEIGHTS_READY,
 } from '../../src/api/v1alpha1/index.ts';
 import { type RunningController, startController } from '../../src/controller/manager.ts';
+import { Informer } from '../../src/shared/informer.ts';
 import { Resources } from '../../src/shared/kube.ts';
 import { silentLogger } from '../../src/shared/log.ts';
 import { applyObjects, conditionOf, installCrds, useCluster, waitFor } from '../support/cluster.ts';
-import { FakeAgents, type PodObject, type TransferObject } from '../support/fake-agent.ts';
+import { FakeAgents, type PodObject, TRANSFERS, type TransferObject } from '../support/fake-agent.ts';
 
 const cluster = useCluster({ nodes: 4, gpusPerNode: 8 });
 const IDS = { group: GROUP, version: VERSION, plural: Plurals.InferenceDeployment } as const;
@@ -93,13 +94,14 @@ export async function setup(
     ],
     { namespace },
   );
+  const recorder = new ReadinessRecorder(namespace);
   const controller = await controllerFor(namespace);
   const agents = new FakeAgents(cluster.client, namespace);
   t.after(async () => {
     await agents.stop();
     await controller.stop();
   });
-  return { namespace, controller, agents };
+  return { namespace, controller, agents, recorder };
 }
 
 export async function scale(namespace: string, replicas: number): Promise<void> {
@@ -156,6 +158,54 @@ export async function checkInvariants(namespace: string, agents: FakeAgents): Pr
   for (const [uid, n] of perReceiver) assert.equal(n, 1, `${uid} has ${n} active transfers`);
 }
 
+/**
+ * Invariant 1 in causal order: watches record the etcd revision at which each receiver's entry
+ * first said verified and at which its pod first showed weights-ready or Ready True; the pod's
+ * revision must be the later one. Revisions are global in etcd, so this holds across objects.
+ */
+class ReadinessRecorder {
+  readonly verifiedAt = new Map<string, bigint>();
+  readonly readyAt = new Map<string, { rv: bigint; pod: string }>();
+  readonly #abort = new AbortController();
+  readonly #running: Promise<unknown>;
+
+  constructor(namespace: string) {
+    const pods = new Informer<PodObject>(cluster.client, { resource: Resources.pods, namespace });
+    const transfers = new Informer<TransferObject>(cluster.client, { resource: TRANSFERS, namespace });
+    pods.on((_type, p) => {
+      const uid = p.metadata.uid ?? '';
+      if ((weightsReady(p) || podReady(p)) && !this.readyAt.has(uid)) {
+        this.readyAt.set(uid, { rv: BigInt(p.metadata.resourceVersion ?? '0'), pod: p.metadata.name });
+      }
+    });
+    transfers.on((_type, t) => {
+      for (const r of t.spec.receivers) {
+        const entry = t.status?.receivers?.find((e) => e.pod === r.pod);
+        if (entry?.phase === 'Succeeded' && entry.verified && !this.verifiedAt.has(r.uid)) {
+          this.verifiedAt.set(r.uid, BigInt(t.metadata.resourceVersion ?? '0'));
+        }
+      }
+    });
+    this.#running = Promise.all([pods.run(this.#abort.signal), transfers.run(this.#abort.signal)]);
+  }
+
+  async check(): Promise<void> {
+    // Let the watches catch up with what the test just saw.
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(this.readyAt.size > 0, 'the recorder saw pods turn Ready');
+    for (const [uid, { rv, pod }] of this.readyAt) {
+      const verified = this.verifiedAt.get(uid);
+      assert.ok(verified !== undefined, `${pod} turned Ready without a verified transfer`);
+      assert.ok(
+        rv > verified,
+        `${pod} turned Ready (rv ${rv}) before its transfer was verified (rv ${verified})`,
+      );
+    }
+    this.#abort.abort();
+    await this.#running;
+  }
+}
+
 async function allReady(namespace: string, n: number): Promise<PodObject[]> {
   return waitFor(
     `${n} pods Ready`,
@@ -169,7 +219,7 @@ async function allReady(namespace: string, n: number): Promise<PodObject[]> {
 
 describe('controller against a real control plane', () => {
   it('first pod cold-loads alone, three more join one group from it, nobody Ready early', async (t) => {
-    const { namespace, agents } = await setup(t, { transfer: { batchWindowSeconds: 5 } });
+    const { namespace, agents, recorder } = await setup(t, { transfer: { batchWindowSeconds: 5 } });
     const released = new Set<string>();
     agents.start('model', { hold: (x) => !released.has(x.metadata.name) });
     const [cold] = await waitFor('the cold load', async () => {
@@ -218,10 +268,11 @@ describe('controller against a real control plane', () => {
     });
     assert.equal(status.coldStarts, 1);
     assert.equal(status.readyReplicas, 4);
+    await recorder.check();
   });
 
   it('a seed deleted mid-transfer: the receiver retries from another seed', async (t) => {
-    const { namespace, agents } = await setup(t, { replicas: 2 });
+    const { namespace, agents, recorder } = await setup(t, { replicas: 2 });
     let frozen: Set<string> | undefined;
     let victim: string | undefined;
     // Once two pods serve, freeze the next transfer so its seed can be deleted while it runs.
@@ -263,11 +314,12 @@ describe('controller against a real control plane', () => {
     assert.notEqual(retry.spec.source.seed?.uid, running.spec.source.seed?.uid);
     await allReady(namespace, 3);
     await checkInvariants(namespace, agents);
+    await recorder.check();
   });
 
   it('a controller restart mid-scale-out neither loses nor duplicates a transfer or a port', async (t) => {
     const namespaceSetup = await setup(t, { transfer: { maxConcurrentPerSeed: 2, maxReceiversPerGroup: 2 } });
-    const { namespace, agents } = namespaceSetup;
+    const { namespace, agents, recorder } = namespaceSetup;
     let holding = true;
     agents.start('model', { hold: (x) => holding && x.spec.source.type === 'Seed' });
     await allReady(namespace, 1);
@@ -309,10 +361,11 @@ describe('controller against a real control plane', () => {
     holding = false;
     await allReady(namespace, 6);
     await checkInvariants(namespace, agents);
+    await recorder.check();
   });
 
   it('scale-in removes non-seeds first and keeps minSeeds', async (t) => {
-    const { namespace, agents } = await setup(t, { replicas: 3, minSeeds: 1 });
+    const { namespace, agents, recorder } = await setup(t, { replicas: 3, minSeeds: 1 });
     let holdNew = false;
     const known = new Set<string>();
     agents.start('model', { hold: (x) => holdNew && !known.has(x.metadata.name) });
@@ -356,5 +409,6 @@ describe('controller against a real control plane', () => {
       return list.length === 1 ? list : undefined;
     });
     assert.equal(last?.metadata.name, oldest?.metadata.name, 'the protected seed stays');
+    await recorder.check();
   });
 });
