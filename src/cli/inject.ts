@@ -5,14 +5,12 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
+import { AGENT_MODES, Labels, type PodTemplate, parseOrThrow, podTemplate } from '../api/v1alpha1/index.ts';
 import {
-  AGENT_MODES,
-  type AgentMode,
-  Labels,
-  type PodTemplate,
-  parseOrThrow,
-  podTemplate,
-} from '../api/v1alpha1/index.ts';
+  type AgentInjectionOptions,
+  type GpuSharing,
+  renderAgentInjection,
+} from '../controller/inferencedeployment/inject.ts';
 import { errorMessage, SeedcastError } from '../shared/errors.ts';
 
 const USAGE = `usage: seedcast inject -f FILE [options]
@@ -33,19 +31,14 @@ options:
   --token-secret NAME        pod-to-pod token Secret (default seedcast-agent-token)
   -h, --help`;
 
-export const GPU_SHARING = ['EnvVar', 'DRA'] as const;
-export type GpuSharing = (typeof GPU_SHARING)[number];
+export const GPU_SHARING: readonly GpuSharing[] = ['EnvVar', 'DRA'];
 
-/** What `seedcast inject` hands the controller's renderer (its AgentInjectionOptions). */
-export interface InjectOptions {
-  weightSource: string;
-  mode: AgentMode;
+/** What `seedcast inject` hands the controller's renderer. */
+export type InjectOptions = AgentInjectionOptions & {
   gpuSharing: GpuSharing;
-  image: string;
-  agentPort: number;
   serviceAccountName: string;
   tokenSecret: string;
-}
+};
 
 export type Renderer = (template: PodTemplate, options: InjectOptions) => PodTemplate;
 
@@ -114,7 +107,7 @@ export function templateSlots(doc: unknown): TemplateSlot[] {
 export function injectYaml(
   text: string,
   options: Omit<InjectOptions, 'weightSource'> & { weightSource?: string },
-  render: Renderer,
+  render: Renderer = renderAgentInjection,
 ): string {
   const docs = YAML.parseAllDocuments(text);
   let injected = 0;
@@ -156,26 +149,6 @@ export function injectYaml(
     );
   }
   return out.join('---\n');
-}
-
-/**
- * The controller's renderer (src/controller), loaded lazily so `seedcast inject --help` works
- * in any build and the CLI stays one renderer with the controller.
- */
-async function loadRenderer(): Promise<Renderer> {
-  const candidates = ['../controller/inferencedeployment/inject.ts', '../controller/inject.ts'];
-  for (const candidate of candidates) {
-    const file = import.meta.url.endsWith('.ts') ? candidate : candidate.replace(/\.ts$/, '.js');
-    try {
-      const mod = (await import(new URL(file, import.meta.url).href)) as { renderAgentInjection?: Renderer };
-      if (typeof mod.renderAgentInjection === 'function') return mod.renderAgentInjection;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
-    }
-  }
-  throw new SeedcastError('SEEDCAST_ERR_CONFIG', 'this build has no agent renderer (renderAgentInjection)', {
-    retryable: false,
-  });
 }
 
 async function packageVersion(): Promise<string> {
@@ -249,7 +222,7 @@ export async function run(argv: string[]): Promise<number> {
       tokenSecret: values['token-secret'] ?? 'seedcast-agent-token',
     };
     const text = await readInput(values.filename);
-    process.stdout.write(injectYaml(text, options, await loadRenderer()));
+    process.stdout.write(injectYaml(text, options));
     return 0;
   } catch (err) {
     process.stderr.write(`seedcast inject: ${errorMessage(err)}\n`);

@@ -2,13 +2,14 @@
 // renderer, and puts the result back in place; bad input gets a message naming the document.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import YAML from 'yaml';
 import { Labels, WEIGHTS_READY } from '../../src/api/v1alpha1/names.ts';
 import { type InjectOptions, injectYaml, type Renderer, templateSlots } from '../../src/cli/inject.ts';
+import { renderAgentInjection } from '../../src/controller/inferencedeployment/inject.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const options = {
@@ -115,10 +116,7 @@ describe('seedcast inject', () => {
     assert.throws(() => injectYaml('a: [\n', options, render), /document 1:/);
   });
 
-  const renderer = join(ROOT, 'src/controller/inferencedeployment/inject.ts');
-  it('prints what the controller renders (CLI end to end)', {
-    skip: existsSync(renderer) ? false : 'the controller renderer has not landed',
-  }, () => {
+  it('prints what the controller renders (CLI end to end)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'seedcast-inject-'));
     const file = join(dir, 'sts.yaml');
     writeFileSync(
@@ -139,6 +137,13 @@ describe('seedcast inject', () => {
     assert.equal(sidecar.status, 0, sidecar.stderr);
     assert.ok(!sidecar.stdout.includes('*'), 'no YAML aliases in the output');
     const pod = YAML.parse(sidecar.stdout).spec.template;
+    // Exactly the controller's own rendering with the chart's defaults.
+    const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version;
+    const expected = renderAgentInjection(
+      { metadata: { labels: { app: 'llama' } }, spec: engine },
+      { ...options, weightSource: 'llama', image: `ghcr.io/seedcast/seedcast:${version}` },
+    );
+    assert.deepEqual(pod, JSON.parse(JSON.stringify(expected)));
     assert.equal(pod.metadata.labels[Labels.weightSource], 'llama');
     assert.deepEqual(pod.spec.readinessGates, [{ conditionType: WEIGHTS_READY }]);
     assert.equal(pod.spec.initContainers[0].restartPolicy, 'Always');
