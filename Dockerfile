@@ -12,7 +12,6 @@ RUN apt-get update \
 WORKDIR /src
 # Dependencies first so source edits reuse the npm ci layer.
 COPY package.json package-lock.json ./
-COPY native/package.json native/package.json
 RUN npm ci --no-audit --no-fund
 COPY . .
 RUN bash scripts/build-image-steps.sh assemble /out

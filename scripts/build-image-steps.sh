@@ -68,6 +68,12 @@ smoke() {
   ln -sfn "$root/bin/seedcast.js" "$root/.path/seedcast"
   (cd / && PATH="$root/.path:$(dirname "$node"):$PATH" seedcast --help >/dev/null) || die "seedcast on PATH failed"
   rm -rf "$root/.path"
+  if [[ -e "$root/native/build/Release/seedcast_native.node" ]]; then
+    # The addon loads from dist/ in the image layout (CUDA and NCCL are dlopen()ed later, on use).
+    (cd "$root" && "$node" --input-type=module -e \
+      "const { loadBinding } = await import('./dist/native/loader.js'); loadBinding({}); console.log('addon loads')" >&2) ||
+      die "the native addon does not load from the image root"
+  fi
   rm -f "$root/.help.txt"
   log "ok: $(du -sh "$root" | cut -f1) image root, $(find "$root/node_modules" -maxdepth 1 -mindepth 1 | wc -l) top-level packages"
 }
