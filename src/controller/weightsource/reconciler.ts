@@ -94,7 +94,7 @@ export async function forEachLimit<T>(
 export class WeightSourceReconciler {
   readonly #d: WeightSourceReconcilerDeps;
   /** uid → when the controller first saw the pod announced (batch window, maxWait). */
-  readonly #announcedAt = new Map<string, number>();
+  readonly #announced = new Map<string, Map<string, number>>(); // source key → uid → time
 
   constructor(deps: WeightSourceReconcilerDeps) {
     this.#d = deps;
@@ -127,7 +127,12 @@ export class WeightSourceReconciler {
     const podObjects = d.pods.list(
       (p) => p.metadata.namespace === namespace && p.metadata.labels?.[Labels.weightSource] === name,
     );
-    const pods = podObjects.map((p) => this.#observePod(p, now));
+    let announcedAt = this.#announced.get(key);
+    if (announcedAt === undefined) {
+      announcedAt = new Map();
+      this.#announced.set(key, announcedAt);
+    }
+    const pods = podObjects.map((p) => this.#observePod(p, now, announcedAt));
     const transferObjects = d.transfers.list(
       (t) => t.metadata.namespace === namespace && t.metadata.labels?.[Labels.transferSource] === name,
     );
@@ -144,7 +149,8 @@ export class WeightSourceReconciler {
         minSeeds = Math.max(minSeeds, parsed.data.spec.minSeeds);
     }
     const live = new Set(pods.map((p) => p.uid));
-    for (const uid of this.#announcedAt.keys()) if (!live.has(uid)) this.#announcedAt.delete(uid);
+    for (const uid of announcedAt.keys()) if (!live.has(uid)) announcedAt.delete(uid);
+    if (announcedAt.size === 0) this.#announced.delete(key);
 
     // Plan.
     const plan = planSource({
@@ -203,6 +209,18 @@ export class WeightSourceReconciler {
       d.metrics.activeTransfers.set(labels, plan.source.activeTransfers);
       d.metrics.portsInUse.set(labels, plan.source.portsInUse);
     }
+    if (sourceObject === undefined) {
+      // A deleted source leaves no stale series behind.
+      const labels = { namespace, weight_source: name };
+      for (const gauge of [
+        d.metrics.seeds,
+        d.metrics.waitingReceivers,
+        d.metrics.activeTransfers,
+        d.metrics.portsInUse,
+      ]) {
+        gauge.remove(labels);
+      }
+    }
     if (sourceObject !== undefined && source.state === 'invalid') {
       await this.#markInvalid(sourceObject, source.issues, now);
     }
@@ -255,7 +273,7 @@ export class WeightSourceReconciler {
     });
   }
 
-  #observePod(pod: PodObject, now: number): ObservedPod {
+  #observePod(pod: PodObject, now: number, announcedAt: Map<string, number>): ObservedPod {
     const conditions = pod.status?.conditions ?? [];
     const weights = conditions.find((c) => c.type === WEIGHTS_READY);
     const ready = conditions.find((c) => c.type === 'Ready');
@@ -264,13 +282,13 @@ export class WeightSourceReconciler {
     const announced =
       (annotations[Annotations.fingerprint] ?? '') !== '' &&
       (annotations[Annotations.agentEndpoint] ?? '') !== '';
-    if (announced && !this.#announcedAt.has(uid)) {
+    if (announced && !announcedAt.has(uid)) {
       // After a restart, a pod already waiting keeps its place in line (condition time).
       const waitingSince =
         weights?.status === 'False' && weights.reason !== 'WaitingForAgent'
           ? parseTime(weights.lastTransitionTime)
           : undefined;
-      this.#announcedAt.set(uid, waitingSince ?? now);
+      announcedAt.set(uid, waitingSince ?? now);
     }
     const nodeName = pod.spec?.nodeName;
     const node = nodeName === undefined ? undefined : this.#d.nodes?.get(nodeName);
@@ -297,7 +315,7 @@ export class WeightSourceReconciler {
             },
       role: annotations[Annotations.role],
       deletionCost: annotations[Annotations.podDeletionCost],
-      announcedAt: this.#announcedAt.get(uid),
+      announcedAt: announcedAt.get(uid),
     };
   }
 
