@@ -64,7 +64,7 @@ const format = (f: Figure): string => {
   const base =
     f.baseline === undefined
       ? ''
-      : `  (baseline ${f.baseline.name}: ${f.baseline.value.toFixed(3)} ${f.baseline.unit}; ratio ${f.ratio?.toFixed(3)}${f.target === undefined ? '' : `, target ≥ ${f.target}`})`;
+      : `  (baseline ${f.baseline.name}: ${f.baseline.value.toFixed(3)} ${f.baseline.unit}; ratio ${f.ratio?.toFixed(3)}${f.target === undefined ? '' : `, target ${f.better === 'lower' ? '≤' : '≥'} ${f.target}`})`;
   return `  ${f.name}: ${value}${base}${f.notes === undefined ? '' : `  — ${f.notes}`}`;
 };
 

@@ -74,6 +74,7 @@ export const benchmark: Benchmark = {
           baseline: { name: 'scale-up → 1 new replica Ready', value: one, unit: 's' },
           ratio: big / one,
           target: 1.5,
+          better: 'lower',
           notes: 'all receivers share 2 cores and loopback on this machine',
         });
       }

@@ -12,6 +12,8 @@ export interface Figure {
   ratio?: number;
   /** The ratio (or value) we aim for. */
   target?: number;
+  /** Which side of `target` is good; `higher` unless said otherwise. */
+  better?: 'higher' | 'lower';
   notes?: string;
 }
 

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { Annotations, WEIGHTS_READY } from '../../src/api/v1alpha1/index.ts';
 import {
   allocatePorts,
+  BATCH_WINDOW_CAP,
   DeletionCost,
   type ObservedPod,
   planSource,
@@ -118,7 +119,7 @@ describe('seed choice', () => {
 
 describe('fan-out batching', () => {
   const seed = makePod('seed').seed().obj();
-  it('holds receivers inside the batch window, then sends them as one group', () => {
+  it('holds receivers while announcements keep coming within the window, then sends one group', () => {
     const spec = sourceSpec(transferPolicy({ batchWindowSeconds: 5, maxReceiversPerGroup: 8 }));
     const pods = [
       seed,
@@ -126,13 +127,23 @@ describe('fan-out batching', () => {
       makePod('r2').announced(2000).obj(),
       makePod('r3').announced(4000).obj(),
     ];
-    const early = planSource(input(pods, [], { spec, now: T0 + 3000 }));
-    assert.equal(early.create.length, 0);
-    assert.equal(early.requeueAfterMs, 2000);
+    const early = planSource(input(pods, [], { spec, now: T0 + 5000 }));
+    assert.equal(early.create.length, 0, 'the window slides: r3 announced 1 s ago');
+    assert.equal(early.requeueAfterMs, 4000);
     assert.match(condition(early, 'r1')?.message ?? '', /batching/);
-    const due = planSource(input(pods, [], { spec, now: T0 + 5000 }));
+    const due = planSource(input(pods, [], { spec, now: T0 + 9000 }));
     assert.equal(due.create.length, 1);
     assert.deepEqual(receiversOf(due), ['r1', 'r2', 'r3']);
+  });
+
+  it('bounds the sliding window, and keeps it open while pods of the source are still starting', () => {
+    const spec = sourceSpec(transferPolicy({ batchWindowSeconds: 1, maxReceiversPerGroup: 8 }));
+    const starting = makePod('r9').unannounced().obj();
+    const pods = [seed, makePod('r1').announced(0).obj(), starting];
+    const held = planSource(input(pods, [], { spec, now: T0 + 2000 }));
+    assert.equal(held.create.length, 0, 'r9 has no agent yet: wait for it');
+    const capped = planSource(input(pods, [], { spec, now: T0 + BATCH_WINDOW_CAP * 1000 }));
+    assert.deepEqual(receiversOf(capped), ['r1'], 'but never longer than the cap');
   });
 
   it('sends at once when a group is full, and splits at maxReceiversPerGroup', () => {

@@ -25,6 +25,9 @@ import {
   transferOutcome,
 } from './status.ts';
 
+/** A batch window slides at most this many windows past the first announcement. */
+export const BATCH_WINDOW_CAP = 4;
+
 export interface ObservedPod {
   name: string;
   uid: string;
@@ -492,10 +495,21 @@ export function planSource(input: SourcePlanInput): SourcePlan {
     }
     if (seedQueue.length === 0) continue;
 
-    // Batch window: hold the first receivers until the window closes or a group is full.
-    const oldest = seedQueue[0]?.announcedAt ?? now;
-    const hold = windowMs > 0 && now < oldest + windowMs && seedQueue.length < policy.maxReceiversPerGroup;
-    if (hold) wake(oldest + windowMs);
+    // Batch window: receivers that announce within a window of each other share a group. The
+    // window slides while announcements keep coming (or pods of the source are still starting
+    // their agents), bounded at BATCH_WINDOW_CAP windows after the first, and closes at once
+    // when a group is full. Pods of a scale-out rarely start together, and a group per
+    // straggler would cost a broadcast each.
+    const announced = seedQueue.map((p) => p.announcedAt ?? now);
+    const oldest = Math.min(...announced);
+    const newest = Math.max(...announced);
+    const starting = input.pods.some((p) => !p.deleting && p.fingerprint === undefined);
+    const closesAt = Math.min(
+      oldest + BATCH_WINDOW_CAP * windowMs,
+      starting ? oldest + BATCH_WINDOW_CAP * windowMs : newest + windowMs,
+    );
+    const hold = windowMs > 0 && now < closesAt && seedQueue.length < policy.maxReceiversPerGroup;
+    if (hold) wake(closesAt);
     for (const pod of seedQueue) {
       const history = histories.get(pod.uid) as History;
       let placed = false;
