@@ -1,17 +1,35 @@
 // Host staging slots: one file per slot in the staging directory (a tmpfs such as /dev/shm or an
 // emptyDir with medium Memory). Node has no mmap, so the agent uses positional reads and writes;
-// an engine may map the file.
-import { closeSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+// an engine may map the file. Besides the synchronous `StagingSlot` methods, a host slot offers
+// `readAsync`/`writeAsync` (`AsyncStagingSlot`, an addition: `StagingSlot` is unchanged): the
+// copy runs on a libuv pool thread, so the transport's JS thread keeps the sockets busy meanwhile.
+import { closeSync, ftruncateSync, openSync, read, readSync, unlinkSync, write, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SlotDescriptor } from '../bridge/messages.ts';
 import type { StagingMemory, StagingSlot } from './types.ts';
 
-class HostSlot implements StagingSlot {
+/** A slot whose copies can run off the JS thread (host slots); other kinds may add it later. */
+export interface AsyncStagingSlot extends StagingSlot {
+  /** Like `read`, on a pool thread; `target` must not be touched until it settles. */
+  readAsync(target: Uint8Array, slotOffset: number, length: number): Promise<number>;
+  /** Like `write`, on a pool thread; `source` must not be touched until it settles. */
+  writeAsync(source: Uint8Array, slotOffset: number): Promise<void>;
+}
+
+export function isAsyncSlot(slot: StagingSlot): slot is AsyncStagingSlot {
+  const s = slot as Partial<AsyncStagingSlot>;
+  return typeof s.readAsync === 'function' && typeof s.writeAsync === 'function';
+}
+
+class HostSlot implements AsyncStagingSlot {
   readonly slot: number;
   readonly kind = 'host' as const;
   readonly bytes: number;
   readonly path: string;
   #fd: number | undefined;
+  /** Async copies in flight: `close` closes the descriptor once they settled. */
+  #pending = 0;
+  #closing = false;
 
   constructor(path: string, slot: number, bytes: number) {
     this.path = path;
@@ -41,19 +59,76 @@ class HostSlot implements StagingSlot {
       done += writeSync(this.#fdOrThrow(), source, done, source.length - done, slotOffset + done);
   }
 
+  readAsync(target: Uint8Array, slotOffset: number, length: number): Promise<number> {
+    return this.#track(async () => {
+      let done = 0;
+      while (done < length) {
+        const n = await this.#io('read', target, done, length - done, slotOffset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    });
+  }
+
+  writeAsync(source: Uint8Array, slotOffset: number): Promise<void> {
+    return this.#track(async () => {
+      let done = 0;
+      while (done < source.length)
+        done += await this.#io('write', source, done, source.length - done, slotOffset + done);
+    });
+  }
+
   close(): void {
-    if (this.#fd === undefined) return;
-    closeSync(this.#fd);
-    this.#fd = undefined;
+    if (this.#fd === undefined || this.#closing) return;
+    this.#closing = true;
     try {
       unlinkSync(this.path);
     } catch {
       // already gone
     }
+    if (this.#pending === 0) this.#closeFd();
+  }
+
+  /** One positional read or write on a libuv pool thread. */
+  #io(
+    op: 'read' | 'write',
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<number> {
+    const fd = this.#fdOrThrow();
+    return new Promise((resolve, reject) => {
+      const done = (err: NodeJS.ErrnoException | null, n: number): void => {
+        if (err === null) resolve(n);
+        else reject(err);
+      };
+      if (op === 'read') read(fd, buffer, offset, length, position, done);
+      else write(fd, buffer, offset, length, position, done);
+    });
+  }
+
+  #track<T>(run: () => Promise<T>): Promise<T> {
+    this.#pending++;
+    const promise = run();
+    const settled = (): void => {
+      this.#pending--;
+      if (this.#closing && this.#pending === 0) this.#closeFd();
+    };
+    promise.then(settled, settled);
+    return promise;
+  }
+
+  #closeFd(): void {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    this.#fd = undefined;
+    closeSync(fd);
   }
 
   #fdOrThrow(): number {
-    if (this.#fd === undefined) throw new Error(`staging slot ${this.path} is closed`);
+    if (this.#fd === undefined || this.#closing) throw new Error(`staging slot ${this.path} is closed`);
     return this.#fd;
   }
 }

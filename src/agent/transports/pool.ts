@@ -28,6 +28,17 @@ export class ChunkPool {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
+  /** A buffer now, or undefined when all are in use (for callers that cannot wait, e.g. `onread`). */
+  tryAcquire(): Buffer | undefined {
+    const buffer = this.#free.pop();
+    if (buffer !== undefined) return buffer;
+    if (this.#allocated < this.capacity) {
+      this.#allocated++;
+      return this.arena.alloc(this.chunkBytes);
+    }
+    return undefined;
+  }
+
   release(buffer: Buffer): void {
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) waiter(buffer);

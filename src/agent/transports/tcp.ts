@@ -11,6 +11,7 @@ import { bucketRange } from '../bridge/buckets.ts';
 import { SLOTS_PER_RANK } from '../bridge/server.ts';
 import { BucketChecksum } from '../checksum.ts';
 import { asTransferError, TransferError } from '../errors.ts';
+import { isAsyncSlot } from '../memory/host.ts';
 import {
   type Accept,
   acceptMac,
@@ -51,6 +52,17 @@ export interface TcpTransportOptions {
 }
 
 const PING_INTERVAL_MS = 2000;
+
+/** A receiver stream's chunk buffers (see `receive`). */
+interface StreamState {
+  /** The pooled buffer the next chunk is read into; undefined while the stream waits for one. */
+  buffer: Buffer | undefined;
+  /** Chunks of this stream being written into the slot. */
+  writes: number;
+  /** Reading stopped (no buffer, or too many writes in flight). */
+  paused: boolean;
+  acquiring: boolean;
+}
 const V = PEER_PROTOCOL_VERSION;
 
 /** Reads control frames from a socket that never carries chunks toward us (the seed's side). */
@@ -492,19 +504,40 @@ export class TcpTransport implements Transport {
     const { engine } = ctx;
     const { pool, chunkBytes, window } = this.#options;
     const pacer = ctx.bandwidthLimit === undefined ? undefined : new Pacer(ctx.bandwidthLimit);
-    const fills: Array<Promise<number>> = [];
-    const startFill = (bucket: number): void => {
-      const fill = engine.fill(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
-      fill.catch(() => {});
-      fills[bucket] = fill;
+    const quiet = <T>(promise: Promise<T>): Promise<T> => {
+      promise.catch(() => {});
+      return promise;
     };
-    for (let bucket = 0; bucket < Math.min(SLOTS_PER_RANK, engine.buckets); bucket++) startFill(bucket);
+    // fills[k] settles with the bytes the engine put in slot k mod 2; bucket k+2's fill starts as
+    // soon as every chunk of bucket k was read out of that slot.
+    const fills: Array<Promise<number>> = [];
+    const fill = (bucket: number): Promise<number> =>
+      engine.fill(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
+    for (let bucket = 0; bucket < Math.min(SLOTS_PER_RANK, engine.buckets); bucket++)
+      fills[bucket] = quiet(fill(bucket));
     let inFlight = 0;
     let windowWaiter: (() => void) | undefined;
+    const wakeWindow = (): void => {
+      const waiter = windowWaiter;
+      windowWaiter = undefined;
+      waiter?.();
+    };
+    // The first failure of a chunk running in the background (a short read, every receiver lost).
+    let failure: unknown;
+    const failed = (err: unknown): void => {
+      if (failure === undefined) failure = err;
+      wakeWindow();
+    };
+    const check = (): void => {
+      if (failure !== undefined) throw asTransferError(failure);
+      if (signal.aborted) throw asTransferError(signal.reason);
+    };
+    const tails: Array<Promise<void>> = [];
     let chunkIndex = 0;
     for (let bucket = 0; bucket < engine.buckets; bucket++) {
       const range = bucketRange(engine.totalBytes, engine.bucketBytes, bucket);
       const filled = await fills[bucket];
+      check();
       if (filled !== range.bytes) {
         throw new TransferError(
           'SEEDCAST_ERR_PROTOCOL',
@@ -513,59 +546,92 @@ export class TcpTransport implements Transport {
         );
       }
       const slot = engine.slot(bucket % SLOTS_PER_RANK);
+      const asyncSlot = isAsyncSlot(slot) ? slot : undefined;
       const checksum = new BucketChecksum(range.bytes);
-      const pending: Array<Promise<void>> = [];
+      const reads: Array<Promise<void>> = []; // read out of the slot and checksummed
+      const issued: Array<Promise<void>> = []; // handed to every receiver's socket
       for (let offset = 0; offset < range.bytes; offset += chunkBytes) {
-        if (signal.aborted) throw asTransferError(signal.reason);
+        check();
         const length = Math.min(chunkBytes, range.bytes - offset);
-        while (inFlight >= window) await new Promise<void>((resolve) => (windowWaiter = resolve));
+        while (inFlight >= window && failure === undefined && !signal.aborted)
+          await new Promise<void>((resolve) => (windowWaiter = resolve));
+        check();
         const buffer = await pool.acquire();
         inFlight++;
         const release = (): void => {
           pool.release(buffer);
           inFlight--;
-          const waiter = windowWaiter;
-          windowWaiter = undefined;
-          waiter?.();
+          wakeWindow();
         };
-        if (slot.read(buffer, offset, length) !== length) {
-          release();
-          throw new TransferError(
-            'SEEDCAST_ERR_PROTOCOL',
-            Reasons.Failed,
-            `staging slot shorter than bucket ${bucket}`,
-          );
-        }
+        const index = chunkIndex++;
         const payload = buffer.subarray(0, length);
-        checksum.add(offset, length, pool.arena.partial(payload));
-        if (pacer !== undefined)
-          await pacer.take(length * Math.max(1, peers.filter((p) => p.alive).length), signal);
-        const header = encodeHeader(FRAME_CHUNK, length, bucket, offset);
-        const writes: Array<Promise<void>> = [];
-        let receivers = 0;
-        for (const peer of peers) {
-          if (!peer.alive) continue;
-          if (!(await peer.waitCredit(bucket, ctx.stepTimeoutMs))) continue;
-          writes.push(peer.send(chunkIndex, [header, payload]));
-          receivers++;
-        }
-        chunkIndex++;
-        if (receivers === 0) {
-          release();
-          throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'every receiver was lost');
-        }
-        ctx.onBytesSent(length * receivers);
-        const sent = Promise.all(writes).then(release);
-        pending.push(sent);
+        // The copy out of the slot runs on a pool thread (host slots) while this thread sends.
+        const read = quiet(
+          (asyncSlot !== undefined
+            ? asyncSlot.readAsync(buffer, offset, length)
+            : Promise.resolve().then(() => slot.read(buffer, offset, length))
+          ).then((n) => {
+            if (n !== length)
+              throw new TransferError(
+                'SEEDCAST_ERR_PROTOCOL',
+                Reasons.Failed,
+                `staging slot shorter than bucket ${bucket}`,
+              );
+            // Checksummed right after the read, while the chunk is still in cache.
+            checksum.add(offset, length, pool.arena.partial(payload));
+          }),
+        );
+        reads.push(read);
+        const send = quiet(
+          read.then(async (): Promise<Array<Promise<void>>> => {
+            if (pacer !== undefined)
+              await pacer.take(length * Math.max(1, peers.filter((p) => p.alive).length), signal);
+            const header = encodeHeader(FRAME_CHUNK, length, bucket, offset);
+            const writes: Array<Promise<void>> = [];
+            for (const peer of peers) {
+              if (!peer.alive) continue;
+              if (!(await peer.waitCredit(bucket, ctx.stepTimeoutMs))) continue;
+              writes.push(peer.send(index, [header, payload]));
+            }
+            if (writes.length === 0)
+              throw new TransferError(
+                'SEEDCAST_ERR_PEER_LOST',
+                Reasons.ReceiverLost,
+                'every receiver was lost',
+              );
+            ctx.onBytesSent(length * writes.length);
+            return writes;
+          }),
+        );
+        issued.push(send.then(() => {}));
+        // The buffer goes back once every socket flushed it (or the chunk failed before a write).
+        send.then(
+          (writes) => Promise.all(writes).then(release),
+          (err) => {
+            release();
+            failed(err);
+          },
+        );
       }
+      const readOut = quiet(Promise.all(reads).then(() => {}));
+      const next = bucket + SLOTS_PER_RANK;
       // The slot has been read out completely: the engine may refill it.
-      if (bucket + SLOTS_PER_RANK < engine.buckets) startFill(bucket + SLOTS_PER_RANK);
-      const text = checksum.toString();
-      for (const peer of peers)
-        if (peer.alive) peer.control({ v: V, type: 'bucket', bucket, bytes: range.bytes, checksum: text });
-      // Chunks of this bucket may still sit in socket buffers; they are released as they flush.
-      void pending;
+      if (next < engine.buckets) fills[next] = quiet(readOut.then(() => fill(next)));
+      tails.push(
+        quiet(
+          Promise.all([readOut, ...issued]).then(() => {
+            const text = checksum.toString();
+            for (const peer of peers)
+              if (peer.alive)
+                peer.control({ v: V, type: 'bucket', bucket, bytes: range.bytes, checksum: text });
+          }),
+        ),
+      );
     }
+    // Every chunk is on its way and every bucket's checksum was sent; chunks may still sit in
+    // socket buffers and are released as they flush.
+    await Promise.all(tails);
+    check();
   }
 
   // ---------------------------------------------------------------- receiver
@@ -583,7 +649,10 @@ export class TcpTransport implements Transport {
       Math.max(0, ctx.deadline - Date.now()),
     );
     const sockets: Socket[] = [];
-    const buffers: Buffer[] = [];
+    // Per stream: the pooled buffer the next chunk is read into (undefined while the stream waits
+    // for one), the chunks it handed to slot writes still in flight, and whether it is paused.
+    const streamState: StreamState[] = [];
+    let closed = false;
     let failed: TransferError | undefined;
     let settle: { resolve: () => void; reject: (err: TransferError) => void } | undefined;
     const finished = new Promise<void>((resolve, reject) => {
@@ -605,7 +674,12 @@ export class TcpTransport implements Transport {
     abort.signal.addEventListener('abort', () => fail(abort.signal.reason), { once: true });
 
     // Per-bucket receive state.
-    const received = new Map<number, { bytes: number; checksum: BucketChecksum; expected?: string }>();
+    // `arrived`: bytes read off the sockets; `bytes`: bytes written into the slot (a bucket is
+    // verified and drained only once every write landed).
+    const received = new Map<
+      number,
+      { arrived: number; bytes: number; checksum: BucketChecksum; expected?: string }
+    >();
     const credited = new Set<number>();
     let verifiedBytes = 0;
     let drained = 0;
@@ -616,6 +690,7 @@ export class TcpTransport implements Transport {
       if (bucket >= engine.buckets) return;
       credited.add(bucket);
       received.set(bucket, {
+        arrived: 0,
         bytes: 0,
         checksum: new BucketChecksum(bucketRange(engine.totalBytes, engine.bucketBytes, bucket).bytes),
       });
@@ -665,7 +740,39 @@ export class TcpTransport implements Transport {
       );
     };
 
-    const onChunk = (bucket: number, offset: number, payload: Buffer): void => {
+    /** Slot writes a stream may have in flight before it stops reading its socket. */
+    const WRITES_PER_STREAM = 2;
+    const resumeStream = (stream: number): void => {
+      const st = streamState[stream];
+      const socket = sockets[stream];
+      if (st === undefined || socket === undefined || !st.paused || st.acquiring) return;
+      if (failed !== undefined || socket.destroyed || st.writes >= WRITES_PER_STREAM) return;
+      st.acquiring = true;
+      pool.acquire().then((buffer) => {
+        st.acquiring = false;
+        if (failed !== undefined || closed || socket.destroyed) {
+          pool.release(buffer);
+          return;
+        }
+        st.buffer = buffer;
+        st.paused = false;
+        socket.resume();
+      });
+    };
+
+    /**
+     * A whole chunk arrived in `target` (the stream's buffer, now owned here). Checksums it while it
+     * is in cache and writes it into the slot, off this thread for host slots. Returns whether the
+     * stream has a buffer for its next chunk (false: stop reading until `resumeStream`).
+     */
+    const onChunk = (
+      stream: number,
+      bucket: number,
+      offset: number,
+      target: Buffer,
+      length: number,
+    ): boolean => {
+      const st = streamState[stream] as StreamState;
       const state = received.get(bucket);
       if (state === undefined || !credited.has(bucket)) {
         fail(
@@ -675,26 +782,60 @@ export class TcpTransport implements Transport {
             `chunk of bucket ${bucket} arrived without credit`,
           ),
         );
-        return;
+        return false;
       }
       if (
         offset % 4 !== 0 ||
-        offset + payload.length > state.checksum.length ||
-        state.bytes + payload.length > state.checksum.length
+        offset + length > state.checksum.length ||
+        state.arrived + length > state.checksum.length
       ) {
         fail(
           new TransferError(
             'SEEDCAST_ERR_PROTOCOL',
             Reasons.Failed,
-            `chunk ${bucket}@${offset}+${payload.length} outside the bucket`,
+            `chunk ${bucket}@${offset}+${length} outside the bucket`,
           ),
         );
-        return;
+        return false;
       }
-      engine.slot(bucket % SLOTS_PER_RANK).write(payload, offset);
-      state.checksum.add(offset, payload.length, pool.arena.partial(payload));
-      state.bytes += payload.length;
-      maybeVerify(bucket);
+      const payload = target.subarray(0, length);
+      state.arrived += length;
+      state.checksum.add(offset, length, pool.arena.partial(payload));
+      const slot = engine.slot(bucket % SLOTS_PER_RANK);
+      if (!isAsyncSlot(slot)) {
+        slot.write(payload, offset);
+        state.bytes += length;
+        maybeVerify(bucket);
+        return failed === undefined;
+      }
+      st.buffer = undefined;
+      st.writes++;
+      slot.writeAsync(payload, offset).then(
+        () => {
+          st.writes--;
+          pool.release(target);
+          if (failed !== undefined) return;
+          state.bytes += length;
+          maybeVerify(bucket);
+          resumeStream(stream);
+        },
+        (err) => {
+          st.writes--;
+          pool.release(target);
+          fail(
+            new TransferError(
+              'SEEDCAST_ERR_PROTOCOL',
+              Reasons.Failed,
+              `writing bucket ${bucket} into the staging slot failed: ${errorMessage(err)}`,
+            ),
+          );
+        },
+      );
+      if (st.writes < WRITES_PER_STREAM) st.buffer = pool.tryAcquire();
+      if (st.buffer !== undefined) return true;
+      st.paused = true;
+      resumeStream(stream);
+      return false;
     };
 
     const onControl = (message: PeerMessage, stream: number, handshake: (m: PeerMessage) => void): void => {
@@ -742,7 +883,7 @@ export class TcpTransport implements Transport {
       }
     };
 
-    const openStream = (stream: number, buffer: Buffer): Promise<Accept> =>
+    const openStream = (stream: number, st: StreamState): Promise<Accept> =>
       new Promise<Accept>((resolve, reject) => {
         const header = Buffer.alloc(HEADER_BYTES);
         let phase: 'header' | 'control' | 'chunk' = 'header';
@@ -850,7 +991,8 @@ export class TcpTransport implements Transport {
             buffer: () => {
               if (phase === 'header') return header.subarray(filled);
               if (phase === 'control') return control.subarray(filled);
-              return buffer.subarray(filled, frame.length);
+              // A chunk phase starts only while the stream holds a buffer (it pauses otherwise).
+              return (st.buffer as Buffer).subarray(filled, frame.length);
             },
             callback: (bytes: number) => {
               lastActivity = performance.now();
@@ -865,7 +1007,13 @@ export class TcpTransport implements Transport {
                 }
                 frame = decoded;
                 if (decoded.type === FRAME_CHUNK) {
-                  if (!handshaken || accepted === undefined || decoded.length > buffer.length) {
+                  const target = st.buffer;
+                  if (
+                    !handshaken ||
+                    accepted === undefined ||
+                    target === undefined ||
+                    decoded.length > target.length
+                  ) {
                     protocolError('chunk before the handshake or larger than agreed');
                     return false;
                   }
@@ -891,8 +1039,7 @@ export class TcpTransport implements Transport {
               if (filled < frame.length) return true;
               phase = 'header';
               filled = 0;
-              onChunk(frame.bucket, frame.offset, buffer.subarray(0, frame.length));
-              return true;
+              return onChunk(stream, frame.bucket, frame.offset, st.buffer as Buffer, frame.length);
             },
           },
         });
@@ -943,8 +1090,9 @@ export class TcpTransport implements Transport {
       Math.min(1000, ctx.stepTimeoutMs / 2),
     );
     try {
-      for (let stream = 0; stream < streamCount; stream++) buffers.push(await pool.acquire());
-      const handshakes = Promise.all(buffers.map((buffer, stream) => openStream(stream, buffer)));
+      for (let stream = 0; stream < streamCount; stream++)
+        streamState.push({ buffer: await pool.acquire(), writes: 0, paused: false, acquiring: false });
+      const handshakes = Promise.all(streamState.map((st, stream) => openStream(stream, st)));
       handshakes.catch(() => {});
       const accepts = await Promise.race([handshakes, finished.then(() => [] as Accept[])]);
       accepted = accepts[0];
@@ -981,9 +1129,14 @@ export class TcpTransport implements Transport {
       clearInterval(watchdog);
       ctx.signal.removeEventListener('abort', onAbort);
       for (const socket of sockets) if (!socket.destroyed) socket.destroySoon();
-      // A buffer may still be the target of a pending read until its socket is gone.
+      // A buffer may still be the target of a pending read until its socket is gone (buffers
+      // handed to slot writes go back when those settle).
+      closed = true;
       const release = (): void => {
-        for (const buffer of buffers) pool.release(buffer);
+        for (const st of streamState) {
+          if (st.buffer !== undefined) pool.release(st.buffer);
+          st.buffer = undefined;
+        }
       };
       if (sockets.every((s) => s.destroyed)) release();
       else
