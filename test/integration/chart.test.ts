@@ -538,6 +538,27 @@ describe('the Helm chart on the dev cluster', { skip }, () => {
     );
     assert.equal(left.trim(), '', `objects left in the removed namespace:\n${left}`);
     assert.ok(!can({ namespace: extra, name: AGENT_SA }, ['get', 'pods', '-n', extra]));
+    // controller.watchNamespace: the controller's rules in that namespace only (nodes stay readable).
+    helm(
+      'upgrade',
+      RELEASE,
+      CHART,
+      ...installArgs(),
+      '--set',
+      'controller.replicas=1',
+      '--set',
+      `controller.watchNamespace=${inference}`,
+      '--wait',
+      '--timeout',
+      '120s',
+    );
+    const sa = controllerSa();
+    assert.ok(can(sa, ['patch', 'pods', '--subresource=status', '-n', inference]));
+    assert.ok(can(sa, ['create', 'weighttransfers.seedcast.dev', '-n', inference]));
+    assert.ok(!can(sa, ['patch', 'pods', '--subresource=status', '-n', other]));
+    assert.ok(!can(sa, ['watch', 'pods', '--all-namespaces']));
+    assert.ok(can(sa, ['list', 'nodes']));
+    assert.equal(secretToken(inference), before, 'token unchanged by a third upgrade');
   });
 
   test('helm uninstall leaves no objects of the release, only the CRDs', async () => {

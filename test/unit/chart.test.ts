@@ -133,7 +133,6 @@ describe('helm chart', { skip }, () => {
     assert.deepEqual(ruleLines(one(objs, 'ClusterRole', 'seedcast-controller')), [
       'apps/deployments=create,delete,get,list,patch,watch',
       'core/events=create,patch',
-      'core/nodes=get,list,watch',
       'core/pods/status=patch',
       'core/pods=get,list,patch,watch',
       'events.k8s.io/events=create,patch',
@@ -152,16 +151,41 @@ describe('helm chart', { skip }, () => {
       'coordination.k8s.io/leases:seedcast-controller=get,patch,update',
       'coordination.k8s.io/leases=create',
     ]);
-    const binding = one(objs, 'ClusterRoleBinding', 'seedcast-controller');
-    assert.deepEqual(binding.subjects, [
-      { kind: 'ServiceAccount', name: 'seedcast-controller', namespace: 'seedcast-system' },
+    assert.deepEqual(ruleLines(one(objs, 'ClusterRole', 'seedcast-controller-nodes')), [
+      'core/nodes=get,list,watch',
     ]);
+    for (const name of ['seedcast-controller', 'seedcast-controller-nodes']) {
+      const binding = one(objs, 'ClusterRoleBinding', name);
+      assert.deepEqual(binding.subjects, [
+        { kind: 'ServiceAccount', name: 'seedcast-controller', namespace: 'seedcast-system' },
+      ]);
+    }
     for (const role of [...find(objs, 'ClusterRole'), ...find(objs, 'Role')]) {
       for (const line of ruleLines(role)) {
         assert.ok(!line.startsWith('core/secrets'), `${role.metadata.name} grants ${line}`);
         assert.ok(!line.includes('*'), `${role.metadata.name} grants a wildcard: ${line}`);
       }
     }
+  });
+
+  it('binds the controller to one namespace with controller.watchNamespace', () => {
+    const objs = template(['--set', 'controller.watchNamespace=default']);
+    assert.equal(find(objs, 'ClusterRoleBinding', 'seedcast-controller').length, 0);
+    const binding = one(objs, 'RoleBinding', 'seedcast-controller', 'default');
+    assert.deepEqual(binding.roleRef, {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'seedcast-controller',
+    });
+    // Node labels (topology) stay readable: nodes are cluster-scoped.
+    one(objs, 'ClusterRoleBinding', 'seedcast-controller-nodes');
+    const [controller] = one(objs, 'Deployment').spec.template.spec.containers;
+    assert.ok(
+      controller.env.some(
+        (e: { name: string; value?: string }) =>
+          e.name === 'SEEDCAST_WATCH_NAMESPACE' && e.value === 'default',
+      ),
+    );
   });
 
   it('gives the agent exactly the agent-contract verbs, namespaced, in every listed namespace', () => {
@@ -253,7 +277,11 @@ describe('helm chart', { skip }, () => {
     assert.equal(env.SEEDCAST_AGENT_MODE, 'InContainer');
     assert.equal(env.SEEDCAST_AGENT_GPU_SHARING, 'DRA');
     assert.equal(env.SEEDCAST_LEADER_ELECT, 'false');
-    assert.equal(find(full, 'ClusterRole').length, 1, 'aggregated roles off: only the controller role');
+    assert.deepEqual(
+      find(full, 'ClusterRole').map((r) => r.metadata.name),
+      ['sc-controller', 'sc-controller-nodes'],
+      'aggregated roles off: only the controller roles',
+    );
   });
 
   it('aggregates seedcast resources into the built-in admin, edit and view roles', () => {
@@ -306,6 +334,11 @@ describe('helm chart', { skip }, () => {
       name: 'two controllers without leader election',
       values: 'controller:\n  replicas: 2\n  leaderElection: {enabled: false}\n',
       message: /controller\.replicas is 2 but controller\.leaderElection\.enabled is false/,
+    },
+    {
+      name: 'a watched namespace without agents',
+      values: 'controller:\n  watchNamespace: elsewhere\n',
+      message: /controller\.watchNamespace "elsewhere" must be one of `namespaces` \(default\)/,
     },
     {
       name: 'a ServiceMonitor without the Service',
