@@ -564,7 +564,7 @@ describe('the Helm chart on the dev cluster', { skip }, () => {
   test('helm uninstall leaves no objects of the release, only the CRDs', async () => {
     helm('uninstall', RELEASE, '-n', system, '--wait', '--timeout', '120s');
     const kinds =
-      'deployments,replicasets,pods,services,serviceaccounts,secrets,configmaps,networkpolicies,roles,rolebindings';
+      'deployments,replicasets,pods,services,serviceaccounts,secrets,configmaps,networkpolicies,roles,rolebindings,poddisruptionbudgets';
     const namespaced = kubectl(
       'get',
       kinds,

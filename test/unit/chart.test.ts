@@ -122,6 +122,9 @@ describe('helm chart', { skip }, () => {
       capabilities: { drop: ['ALL'] },
       seccompProfile: { type: 'RuntimeDefault' },
     });
+    const pdb = one(objs, 'PodDisruptionBudget', 'seedcast-controller', 'seedcast-system');
+    assert.deepEqual(pdb.spec, { maxUnavailable: 1, selector: deployment.spec.selector });
+    assert.equal(find(template(['--set', 'controller.replicas=1']), 'PodDisruptionBudget').length, 0);
     // Pod labels include the selector (else the Deployment is rejected).
     for (const [k, v] of Object.entries(deployment.spec.selector.matchLabels)) {
       assert.equal(deployment.spec.template.metadata.labels[k], v);
