@@ -2,6 +2,7 @@
 // nodes (see docs/dev-cluster.md). `up` prints the kubeconfig path on stdout, progress on stderr.
 import { parseArgs } from 'node:util';
 import { defaultDir, down, type StatusReport, status, up } from '../devcluster/cluster.ts';
+import { DEMO_CPU_USAGE_ANNOTATION } from '../devcluster/kwok.ts';
 import { errorMessage, SeedcastError } from '../shared/errors.ts';
 
 const USAGE = `usage: seedcast dev-cluster up|down|status [options]
@@ -15,6 +16,8 @@ options:
   --nodes N          fake GPU nodes (default 4)
   --gpus-per-node G  nvidia.com/gpu capacity of each node (default 8)
   --pod-cidr CIDR    loopback range for pod IPs (default 127.X.0.0/16, X derived from DIR)
+  --metrics          also run metrics-server (metrics.k8s.io for the HPA) on KWOK's simulated
+                     pod usage; a pod's CPU comes from its annotation ${DEMO_CPU_USAGE_ANNOTATION}
   --dir DIR          state directory (default \${SEEDCAST_CACHE:-~/.cache/seedcast}/dev-cluster)
   --no-build         fail instead of building missing binaries
   --json             status as JSON
@@ -42,6 +45,7 @@ function formatStatus(report: StatusReport): string {
     `  kubeconfig  ${report.state.kubeconfig}`,
     `  api server  ${report.state.server} ${report.apiServerReady ? 'ready' : 'NOT READY'}`,
     `  pod IPs     ${report.state.podCidr}`,
+    `  metrics     ${report.state.metrics === true ? 'metrics-server (metrics.k8s.io)' : 'off (up --metrics)'}`,
     `  nodes       ${report.state.nodes.length > 0 ? report.state.nodes.join(', ') : '(none)'}`,
   ];
   for (const c of report.components) {
@@ -84,6 +88,7 @@ export async function run(argv: string[]): Promise<number> {
           nodes: parseCount('--nodes', values.nodes, 4),
           gpusPerNode: parseCount('--gpus-per-node', values['gpus-per-node'], 8),
           build: !values['no-build'],
+          metrics: values.metrics,
           ...(values['pod-cidr'] === undefined ? {} : { podCidr: values['pod-cidr'] }),
           log,
         });
@@ -120,6 +125,7 @@ function parse(argv: string[]) {
       dir: { type: 'string' },
       'pod-cidr': { type: 'string' },
       'no-build': { type: 'boolean', default: false },
+      metrics: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h' },
     },

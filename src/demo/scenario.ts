@@ -16,6 +16,7 @@ import { PodRunner, type RunnablePod } from '../devcluster/pod-runner.ts';
 import { SeedcastError } from '../shared/errors.ts';
 import { type KubeClient, Resources } from '../shared/kube.ts';
 import type { Logger } from '../shared/log.ts';
+import { applyHpa, deleteHpa, type HpaStatus, LoadKnob, readHpa } from './hpa.ts';
 import { ScaleOutObserver } from './observer.ts';
 import { type ScaleOutSummary, summarize } from './timeline.ts';
 
@@ -39,7 +40,23 @@ export interface ScenarioOptions {
   /** Simulated cold-load time per rank, so a storage load costs something. */
   coldLoadMs?: number;
   batchWindowSeconds?: number;
+  /**
+   * Who changes replicas: `scale` (default) — the caller, through `scaleTo` (what HPA writes);
+   * `hpa` — the real HPA (needs a cluster with metrics: `up({ metrics: true })`), created by
+   * `setUp` with `hpa`'s settings, and driven by `setLoad`.
+   */
+  driver?: 'scale' | 'hpa';
+  hpa?: HpaSettings;
   log: Logger;
+}
+
+export interface HpaSettings {
+  /** Default 1. */
+  min?: number;
+  /** Default 4. */
+  max?: number;
+  /** Average CPU per Ready pod the HPA aims for, milli-CPU (default 500). */
+  targetMilliCpu?: number;
 }
 
 /** The command line a container of the seedcast image runs, as a local process. */
@@ -125,6 +142,7 @@ export class ScaleOutScenario {
   #runner: PodRunner | undefined;
   #helm = '';
   #installed = false;
+  #knob: LoadKnob | undefined;
 
   constructor(options: ScenarioOptions) {
     this.options = {
@@ -201,6 +219,52 @@ export class ScaleOutScenario {
         replicas: 1,
       }),
     );
+    if (this.options.driver === 'hpa') await this.enableHpa(this.options.hpa);
+  }
+
+  /**
+   * Puts a real HorizontalPodAutoscaler (autoscaling/v2, CPU AverageValue target) on the
+   * InferenceDeployment's /scale and starts the load knob. Replicas then follow `setLoad`:
+   * ceil(total / targetMilliCpu), within [min, max]. Don't mix with `scaleTo`.
+   */
+  async enableHpa(settings: HpaSettings = {}): Promise<void> {
+    const { kube, namespace, name, log } = this.options;
+    const min = settings.min ?? 1;
+    const max = settings.max ?? 4;
+    const targetCpu = settings.targetMilliCpu ?? 500;
+    log.info({ min, max, targetMilliCpu: targetCpu }, 'creating the HPA');
+    await applyHpa(kube, namespace, {
+      name,
+      target: { apiVersion: API_VERSION, kind: Kinds.InferenceDeployment, name },
+      minReplicas: min,
+      maxReplicas: max,
+      targetCpu,
+    });
+    this.#knob ??= new LoadKnob({
+      kube,
+      namespace,
+      labelSelector: `app=${name}`,
+      log: log.child({ component: 'load' }),
+    });
+  }
+
+  /**
+   * The load knob: `totalMilliCpu` of simulated CPU spread evenly over the Ready pods (KWOK reports
+   * it, metrics-server serves it, the HPA reacts within about 10–20 s). With the default 500m
+   * target and max 4: `setLoad(2000)` → 4 replicas, `setLoad(800)` → 2.
+   */
+  async setLoad(totalMilliCpu: number): Promise<void> {
+    if (this.#knob === undefined) {
+      throw new SeedcastError('SEEDCAST_ERR_INVALID', 'setLoad needs the HPA: enableHpa() or driver "hpa"', {
+        retryable: false,
+      });
+    }
+    await this.#knob.set(totalMilliCpu);
+  }
+
+  /** The HPA's view: current/desired replicas and the average CPU it last saw. */
+  hpaStatus(): Promise<HpaStatus> {
+    return readHpa(this.options.kube, this.options.namespace, this.options.name);
   }
 
   /** Sets replicas through the /scale subresource — exactly what HPA writes. */
@@ -239,6 +303,10 @@ export class ScaleOutScenario {
   async tearDown(): Promise<void> {
     const { kube, namespace, log } = this.options;
     await this.observer.stop();
+    if (this.#knob !== undefined) {
+      await this.#knob.stop();
+      await deleteHpa(kube, namespace, this.options.name).catch(() => undefined);
+    }
     await kube
       .delete({
         group: GROUP,

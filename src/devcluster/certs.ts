@@ -151,3 +151,23 @@ export async function createPki(dir: string, names: ServingNames): Promise<Pki> 
     serviceAccountPub: p('sa.pub'),
   };
 }
+
+/**
+ * A serving certificate signed by the cluster CA (`pki.caCert`), for a component the API server
+ * calls and verifies (metrics-server behind the aggregation layer: the aggregator checks the name
+ * `<service>.<namespace>.svc`). Returns the cert and key paths inside the PKI directory.
+ */
+export async function issueServingCert(
+  pki: Pki,
+  name: string,
+  names: ServingNames,
+): Promise<{ cert: string; key: string }> {
+  const san = [...names.ips.map((ip) => `IP:${ip}`), ...names.dns.map((d) => `DNS:${d}`)].join(',');
+  await makeLeaf(pki.dir, name, 'ca', `/CN=${names.dns[0] ?? name}`, [
+    'basicConstraints=critical,CA:FALSE',
+    'keyUsage=critical,digitalSignature,keyEncipherment',
+    'extendedKeyUsage=serverAuth',
+    `subjectAltName=${san}`,
+  ]);
+  return { cert: join(pki.dir, `${name}.crt`), key: join(pki.dir, `${name}.key`) };
+}

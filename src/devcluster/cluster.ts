@@ -12,7 +12,15 @@ import { errorMessage, SeedcastError } from '../shared/errors.ts';
 import { KubeClient, Resources } from '../shared/kube.ts';
 import { type BinaryName, CONTROL_PLANE_BINARIES, cacheDir, ensureBinaries } from './binaries.ts';
 import { createPki, type Pki } from './certs.ts';
-import { FAKE_NODE_SELECTOR, fakeNodes, isLoopbackCidr, kwokConfigYaml, podCidrFor } from './kwok.ts';
+import {
+  FAKE_NODE_SELECTOR,
+  fakeNodes,
+  isLoopbackCidr,
+  kwokConfigYaml,
+  podCidrFor,
+  resourceMetricsPathFor,
+} from './kwok.ts';
+import { METRICS_SERVER, metricsServerArgs, registerMetricsApi, waitForMetricsApi } from './metrics.ts';
 import {
   freePorts,
   isListening,
@@ -29,8 +37,14 @@ export const SERVICE_CIDR = '10.0.0.0/24';
 const SERVICE_IP = '10.0.0.1';
 const STATE_FILE = 'state.json';
 
-export type ComponentName = 'etcd' | 'kube-apiserver' | 'kube-controller-manager' | 'kube-scheduler' | 'kwok';
-/** Start order; `down` stops in reverse. */
+export type ComponentName =
+  | 'etcd'
+  | 'kube-apiserver'
+  | 'kube-controller-manager'
+  | 'kube-scheduler'
+  | 'kwok'
+  | 'metrics-server';
+/** Start order; `down` stops in reverse. metrics-server comes last, only with `metrics: true`. */
 export const COMPONENTS: readonly ComponentName[] = [
   'etcd',
   'kube-apiserver',
@@ -58,6 +72,8 @@ export interface DevClusterState {
   startedAt: string;
   nodes: string[];
   components: ComponentState[];
+  /** metrics-server runs and serves metrics.k8s.io (`up({ metrics: true })`). */
+  metrics?: boolean;
 }
 
 export interface UpOptions {
@@ -68,6 +84,11 @@ export interface UpOptions {
   podCidr?: string;
   /** Build missing binaries (default true); false fails instead. */
   build?: boolean;
+  /**
+   * Also run metrics-server behind the aggregation layer, scraping KWOK's simulated per-pod
+   * usage (pod annotations, see kwok.ts): the metrics API the HPA reads (default false).
+   */
+  metrics?: boolean;
   /** Progress lines (the CLI prints them to stderr). */
   log?: (line: string) => void;
 }
@@ -166,7 +187,9 @@ export async function up(options: UpOptions = {}): Promise<DevClusterState> {
       },
     );
   }
-  const bins = await ensureBinaries(CONTROL_PLANE_BINARIES, { build: options.build ?? true, log });
+  const metrics = options.metrics ?? false;
+  const needed = metrics ? [...CONTROL_PLANE_BINARIES, METRICS_SERVER] : CONTROL_PLANE_BINARIES;
+  const bins = await ensureBinaries(needed, { build: options.build ?? true, log });
   if ((await readState(dir)) !== undefined) {
     log(`stopping the previous dev cluster in ${dir}`);
     await down({ dir, log });
@@ -175,7 +198,7 @@ export async function up(options: UpOptions = {}): Promise<DevClusterState> {
   // between (parallel test files). That shows as a bind error; start again on fresh ports.
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(dir, bins, { nodeCount, gpusPerNode, podCidr }, log);
+      return await startOnce(dir, bins, { nodeCount, gpusPerNode, podCidr, metrics }, log);
     } catch (err) {
       if (attempt >= 3 || !/address already in use/i.test(errorMessage(err))) throw err;
       log(`a port was taken meanwhile; starting again on fresh ports (attempt ${attempt + 1})`);
@@ -186,7 +209,12 @@ export async function up(options: UpOptions = {}): Promise<DevClusterState> {
 async function startOnce(
   dir: string,
   bins: Record<BinaryName, string>,
-  { nodeCount, gpusPerNode, podCidr }: { nodeCount: number; gpusPerNode: number; podCidr: string },
+  {
+    nodeCount,
+    gpusPerNode,
+    podCidr,
+    metrics,
+  }: { nodeCount: number; gpusPerNode: number; podCidr: string; metrics: boolean },
   log: (line: string) => void,
 ): Promise<DevClusterState> {
   const started = Date.now();
@@ -197,14 +225,9 @@ async function startOnce(
   await rm(logs, { recursive: true, force: true });
   await mkdir(logs, { recursive: true });
 
-  const [etcdPort, etcdPeerPort, apiPort, kcmPort, schedulerPort, kwokPort] = (await freePorts(6)) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  const [etcdPort, etcdPeerPort, apiPort, kcmPort, schedulerPort, kwokPort, metricsPort] = (await freePorts(
+    7,
+  )) as [number, number, number, number, number, number, number];
   const server = `https://${LOOPBACK}:${apiPort}`;
   const state: DevClusterState = {
     version: 1,
@@ -215,6 +238,7 @@ async function startOnce(
     startedAt: new Date().toISOString(),
     nodes: [],
     components: [],
+    ...(metrics ? { metrics: true } : {}),
   };
 
   const pki = await createPki(join(dir, 'pki'), {
@@ -233,7 +257,7 @@ async function startOnce(
     key: await readFile(pki.adminKey, 'utf8'),
   };
   await writeFile(state.kubeconfig, kubeconfigYaml(server, adminTls), { mode: 0o600 });
-  await writeFile(join(dir, 'kwok.yaml'), kwokConfigYaml());
+  await writeFile(join(dir, 'kwok.yaml'), kwokConfigYaml({ metrics }));
 
   // Components start in parallel: serialize the state writes, each writing the latest state.
   let saving = Promise.resolve();
@@ -250,7 +274,7 @@ async function startOnce(
     timeoutMs: number,
     env?: NodeJS.ProcessEnv,
   ): Promise<void> => {
-    const binary = bins[name as BinaryName];
+    const binary = bins[name];
     const logFile = join(logs, `${name}.log`);
     const pid = spawnComponent(binary, args, logFile, env);
     state.components.push({ name, pid, port, log: logFile, binary });
@@ -305,8 +329,28 @@ async function startOnce(
         { ...process.env, HOME: join(dir, 'kwok-home') },
       ),
     ]);
-    state.nodes = await createNodes(state.kubeconfig, nodeCount, gpusPerNode, log);
+    state.nodes = await createNodes(state.kubeconfig, nodeCount, gpusPerNode, metrics, log);
     await save();
+    if (metrics) {
+      // After the API server (it reads the aggregation-layer CA from kube-system) and the nodes.
+      const t0 = Date.now();
+      // KWOK fills its pod cache on the first metrics read (that read finds no pods): do it now,
+      // not in metrics-server's first scrape.
+      if (state.nodes[0] !== undefined) {
+        await httpOk(`http://${LOOPBACK}:${kwokPort}${resourceMetricsPathFor(state.nodes[0])}`);
+      }
+      await registerMetricsApi(state.kubeconfig, pki, metricsPort);
+      await start(
+        'metrics-server',
+        metricsPort,
+        await metricsServerArgs(dir, pki, state.kubeconfig, metricsPort),
+        // /readyz waits for two scrapes (a metric resolution); serving is what `up` needs.
+        () => httpsOk(`https://${LOOPBACK}:${metricsPort}/livez`),
+        60_000,
+      );
+      await waitForMetricsApi(state.kubeconfig, 60_000);
+      log(`metrics.k8s.io available (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+    }
     log(
       `dev cluster up in ${((Date.now() - started) / 1000).toFixed(1)}s: ${nodeCount} nodes x ${gpusPerNode} GPUs, pod IPs from ${podCidr}`,
     );
@@ -359,7 +403,10 @@ function apiServerArgs(dir: string, pki: Pki, port: number, etcdPort: number): s
     '--allow-privileged=true',
     // No kube-proxy and a loopback advertise address: the `kubernetes` Endpoints would be invalid.
     '--endpoint-reconciler-type=none',
-    // Aggregation layer (metrics-server for the HPA); route to endpoints, there is no kube-proxy.
+    // Aggregation layer (metrics-server for the HPA). No kube-proxy, so no ClusterIP routing; and
+    // endpoint routing (--enable-aggregator-routing) can't reach a loopback process either:
+    // EndpointSlices refuse 127.0.0.0/8 addresses. The APIService's Service is an ExternalName
+    // one (`localhost`), which only the default cluster resolver follows: leave routing off.
     `--requestheader-client-ca-file=${pki.frontProxyCaCert}`,
     '--requestheader-allowed-names=front-proxy-client',
     '--requestheader-username-headers=X-Remote-User',
@@ -367,7 +414,7 @@ function apiServerArgs(dir: string, pki: Pki, port: number, etcdPort: number): s
     '--requestheader-extra-headers-prefix=X-Remote-Extra-',
     `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
     `--proxy-client-key-file=${pki.frontProxyClientKey}`,
-    '--enable-aggregator-routing=true',
+    '--enable-aggregator-routing=false',
     '--profiling=false',
   ];
 }
@@ -387,6 +434,10 @@ function controllerManagerArgs(dir: string, pki: Pki, kubeconfig: string, port: 
     '--use-service-account-credentials=false',
     `--service-cluster-ip-range=${SERVICE_CIDR}`,
     '--cluster-name=seedcast-dev',
+    // HPA: react within seconds (the default 15 s sync and 5 min downscale stabilization are
+    // for production). An HPA's own spec.behavior overrides the stabilization.
+    '--horizontal-pod-autoscaler-sync-period=1s',
+    '--horizontal-pod-autoscaler-downscale-stabilization=5s',
     '--profiling=false',
   ];
 }
@@ -421,11 +472,12 @@ async function createNodes(
   kubeconfig: string,
   count: number,
   gpusPerNode: number,
+  resourceMetrics: boolean,
   log: (line: string) => void,
 ): Promise<string[]> {
   const client = await KubeClient.create({ kubeconfig });
   try {
-    const nodes = fakeNodes({ count, gpusPerNode });
+    const nodes = fakeNodes({ count, gpusPerNode, resourceMetrics });
     const names = nodes.map((n) => (n.metadata as { name: string }).name);
     await Promise.all(nodes.map((node) => client.create(Resources.nodes, node)));
     const t0 = Date.now();
@@ -540,10 +592,9 @@ export async function status(options: { dir?: string } = {}): Promise<StatusRepo
   } catch {
     apiServerReady = false;
   }
+  const expected = COMPONENTS.length + (state.metrics === true ? 1 : 0);
   const healthy =
-    apiServerReady &&
-    components.length === COMPONENTS.length &&
-    components.every((c) => c.running && c.listening);
+    apiServerReady && components.length === expected && components.every((c) => c.running && c.listening);
   return { dir, state, components, apiServerReady, healthy };
 }
 

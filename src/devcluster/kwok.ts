@@ -251,9 +251,172 @@ phase: Running
   ];
 }
 
-/** The --config file for kwok: our stages only. */
-export function kwokConfigYaml(): string {
-  return [...nodeStages(), ...podStages()].map((s) => YAML.stringify(s, { lineWidth: 0 })).join('---\n');
+// Simulated resource metrics (opt-in, `up({ metrics: true })`): KWOK serves a kubelet-style
+// `/metrics/resource` endpoint per fake node on its own port, the nodes carry the annotation that
+// metrics-server (>= 0.7) reads to scrape that path instead of `/metrics/resource`, and each pod's
+// CPU and memory come from its annotations — the load knob tests and the demo turn.
+
+/** metrics-server scrapes a node at this path when the node carries the annotation. */
+export const RESOURCE_METRICS_PATH_ANNOTATION = 'metrics.k8s.io/resource-metrics-path';
+/** One path per node on KWOK's single server port; KWOK fills in `{nodeName}`. */
+export const RESOURCE_METRICS_PATH = '/metrics/nodes/{nodeName}/metrics/resource';
+export const resourceMetricsPathFor = (node: string): string =>
+  RESOURCE_METRICS_PATH.replace('{nodeName}', node);
+/**
+ * The load knob: a pod's simulated CPU usage (a quantity, e.g. `750m`), charged to its first
+ * container. Without it a pod idles at DEFAULT_POD_CPU_USAGE.
+ */
+export const DEMO_CPU_USAGE_ANNOTATION = `${GROUP}/demo-cpu-usage`;
+/** A pod's simulated working set (a quantity, e.g. `512Mi`); default DEFAULT_POD_MEMORY_USAGE. */
+export const DEMO_MEMORY_USAGE_ANNOTATION = `${GROUP}/demo-memory-usage`;
+// Both must be > 0: metrics-server drops a container whose CPU counter or memory reads 0.
+export const DEFAULT_POD_CPU_USAGE = '1m';
+export const DEFAULT_POD_MEMORY_USAGE = '64Mi';
+/** Other containers of a pod (sidecars) idle here, so the annotation is about the pod. */
+const SIDECAR_CPU_USAGE = '1m';
+const SIDECAR_MEMORY_USAGE = '16Mi';
+/**
+ * KWOK's CPU counters start integrating at their first read, which returns 0, and metrics-server
+ * drops a pod whose counter reads 0: this offset makes the first scrape count, so a new pod has
+ * metrics one scrape earlier (after two, not three). Rates are unaffected.
+ */
+const FIRST_SAMPLE_CPU_SECONDS = 1e-6;
+/** What a fake node uses besides its pods (kubelet, runtime, system daemons). */
+const NODE_SYSTEM_CPU_CORES = 0.1;
+const NODE_SYSTEM_MEMORY_BYTES = 2 * 1024 ** 3;
+
+interface KwokObject {
+  apiVersion: 'kwok.x-k8s.io/v1alpha1';
+  kind: string;
+  metadata: { name: string };
+  spec: Record<string, unknown>;
+}
+
+/** CEL: the annotation's quantity for the pod's first container, `fallback` without it. */
+function usageFromAnnotation(annotation: string, fallback: string, sidecar: string): string {
+  const a = JSON.stringify(annotation);
+  return [
+    `container.name != pod.spec.containers[0].name ? Quantity(${JSON.stringify(sidecar)})`,
+    `: ${a} in pod.metadata.annotations ? Quantity(pod.metadata.annotations[${a}])`,
+    `: Quantity(${JSON.stringify(fallback)})`,
+  ].join(' ');
+}
+
+/**
+ * The kubelet `/metrics/resource` series metrics-server decodes (container/pod/node CPU counters
+ * in core-seconds, working sets in bytes, container start times), fed by the usage below.
+ */
+export function resourceMetrics(): KwokObject[] {
+  const podLabels = [
+    { name: 'namespace', value: 'pod.metadata.namespace' },
+    { name: 'pod', value: 'pod.metadata.name' },
+  ];
+  const containerLabels = [{ name: 'container', value: 'container.name' }, ...podLabels];
+  return [
+    {
+      apiVersion: 'kwok.x-k8s.io/v1alpha1',
+      kind: 'Metric',
+      metadata: { name: 'seedcast-resource-metrics' },
+      spec: {
+        path: RESOURCE_METRICS_PATH,
+        metrics: [
+          { name: 'scrape_error', dimension: 'node', kind: 'gauge', help: 'scrape error', value: '0' },
+          {
+            name: 'container_start_time_seconds',
+            dimension: 'container',
+            kind: 'gauge',
+            help: 'Start time of the container since unix epoch in seconds',
+            labels: containerLabels,
+            // The pod's creation time in epoch seconds: constant, as metrics-server wants it (a
+            // decrease reads as a restart).
+            value: 'UnixSecond(pod.metadata.creationTimestamp)',
+          },
+          {
+            name: 'container_cpu_usage_seconds_total',
+            dimension: 'container',
+            kind: 'counter',
+            help: 'Cumulative cpu time consumed by the container in core-seconds',
+            labels: containerLabels,
+            value: `pod.CumulativeUsage("cpu", container.name) + ${FIRST_SAMPLE_CPU_SECONDS}`,
+          },
+          {
+            name: 'container_memory_working_set_bytes',
+            dimension: 'container',
+            kind: 'gauge',
+            help: 'Current working set of the container in bytes',
+            labels: containerLabels,
+            value: 'pod.Usage("memory", container.name)',
+          },
+          {
+            name: 'pod_cpu_usage_seconds_total',
+            dimension: 'pod',
+            kind: 'counter',
+            help: 'Cumulative cpu time consumed by the pod in core-seconds',
+            labels: podLabels,
+            value: `pod.CumulativeUsage("cpu") + ${FIRST_SAMPLE_CPU_SECONDS}`,
+          },
+          {
+            name: 'pod_memory_working_set_bytes',
+            dimension: 'pod',
+            kind: 'gauge',
+            help: 'Current working set of the pod in bytes',
+            labels: podLabels,
+            value: 'pod.Usage("memory")',
+          },
+          {
+            name: 'node_cpu_usage_seconds_total',
+            dimension: 'node',
+            kind: 'counter',
+            help: 'Cumulative cpu time consumed by the node in core-seconds',
+            // Plus a system baseline: metrics-server drops a node whose counter reads 0 (an empty
+            // node) and is not ready before it holds some node or pod metrics.
+            value: `node.CumulativeUsage("cpu") + node.SinceSecond() * ${NODE_SYSTEM_CPU_CORES}`,
+          },
+          {
+            name: 'node_memory_working_set_bytes',
+            dimension: 'node',
+            kind: 'gauge',
+            help: 'Current working set of the node in bytes',
+            value: `node.Usage("memory") + ${NODE_SYSTEM_MEMORY_BYTES}.0`,
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: 'kwok.x-k8s.io/v1alpha1',
+      kind: 'ClusterResourceUsage',
+      metadata: { name: 'seedcast-usage-from-annotations' },
+      spec: {
+        usages: [
+          {
+            usage: {
+              cpu: {
+                expression: usageFromAnnotation(
+                  DEMO_CPU_USAGE_ANNOTATION,
+                  DEFAULT_POD_CPU_USAGE,
+                  SIDECAR_CPU_USAGE,
+                ),
+              },
+              memory: {
+                expression: usageFromAnnotation(
+                  DEMO_MEMORY_USAGE_ANNOTATION,
+                  DEFAULT_POD_MEMORY_USAGE,
+                  SIDECAR_MEMORY_USAGE,
+                ),
+              },
+            },
+          },
+        ],
+      },
+    },
+  ];
+}
+
+/** The --config file for kwok: our stages, plus the simulated resource metrics when asked. */
+export function kwokConfigYaml(options: { metrics?: boolean } = {}): string {
+  const objects: Array<Stage | KwokObject> = [...nodeStages(), ...podStages()];
+  if (options.metrics === true) objects.push(...resourceMetrics());
+  return objects.map((s) => YAML.stringify(s, { lineWidth: 0 })).join('---\n');
 }
 
 export interface FakeNodeOptions {
@@ -262,6 +425,8 @@ export interface FakeNodeOptions {
   /** Nodes per NVLink domain (an NVL72 rack holds 18 8-GPU trays; here small numbers). */
   nodesPerNvlinkDomain?: number;
   zones?: readonly string[];
+  /** Annotate the nodes so metrics-server scrapes KWOK's simulated `/metrics/resource`. */
+  resourceMetrics?: boolean;
 }
 
 /** Node objects (with status) for KWOK to manage: `gpu-node-<i>`, topology labels, GPU capacity. */
@@ -284,7 +449,13 @@ export function fakeNodes(options: FakeNodeOptions): Array<Record<string, unknow
       kind: 'Node',
       metadata: {
         name,
-        annotations: { [FAKE_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
+        annotations: {
+          [FAKE_NODE_ANNOTATION]: 'fake',
+          'node.alpha.kubernetes.io/ttl': '0',
+          ...(options.resourceMetrics === true
+            ? { [RESOURCE_METRICS_PATH_ANNOTATION]: resourceMetricsPathFor(name) }
+            : {}),
+        },
         labels: {
           'kubernetes.io/os': 'linux',
           'kubernetes.io/arch': 'amd64',
