@@ -8,6 +8,7 @@ import type { Logger } from '../shared/log.ts';
 import { BridgeServer } from './bridge/server.ts';
 import type { StatusSink, TransferSource } from './cluster/types.ts';
 import type { AgentConfig } from './config.ts';
+import { CudaStagedTransport } from './memory/cuda-tcp.ts';
 import { HostStagingMemory } from './memory/host.ts';
 import type { MemoryKind, StagingMemory } from './memory/types.ts';
 import { AgentMetrics } from './metrics.ts';
@@ -38,17 +39,16 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const memory = new Map<MemoryKind, StagingMemory>([['host', new HostStagingMemory(config.stagingDir)]]);
   for (const extra of deps.memory ?? []) memory.set(extra.kind, extra);
   const pool = new ChunkPool(config.chunkBytes, config.poolChunks);
+  const tcp = new TcpTransport({
+    streams: config.streams,
+    chunkBytes: config.chunkBytes,
+    window: config.window,
+    pool,
+    onRefused: (r) => metrics.peerRefused(r),
+  });
+  // With cuda slots, tcp stages through pinned host mirrors (host slots pass through unchanged).
   const transports = new Map<string, Transport>([
-    [
-      'tcp',
-      new TcpTransport({
-        streams: config.streams,
-        chunkBytes: config.chunkBytes,
-        window: config.window,
-        pool,
-        onRefused: (r) => metrics.peerRefused(r),
-      }),
-    ],
+    ['tcp', memory.has('cuda') ? new CudaStagedTransport(tcp) : tcp],
   ]);
   for (const extra of deps.transports ?? []) transports.set(extra.name, extra);
 

@@ -133,6 +133,27 @@ export const SETTINGS = {
     schema: int(500, 60_000).default(500),
     help: 'status writes per transfer at most this often',
   },
+  gpu: {
+    env: 'SEEDCAST_GPU',
+    flag: 'gpu',
+    schema: z.enum(['auto', 'on', 'off']).default('auto'),
+    help: 'cuda staging + nccl through the native addon: auto (if a driver is visible), on (required), off',
+  },
+  cudaDevices: {
+    env: 'SEEDCAST_CUDA_DEVICES',
+    flag: 'cuda-devices',
+    schema: z
+      .string()
+      .regex(/^(all|\d+(,\d+)*)$/, { message: 'must be "all" or a list of device ordinals like 0,1' })
+      .default('all'),
+    help: 'devices to allocate cuda staging slots on (all visible, or 0,1,…)',
+  },
+  cudaSlotsPerDevice: {
+    env: 'SEEDCAST_CUDA_SLOTS_PER_DEVICE',
+    flag: 'cuda-slots-per-device',
+    schema: int(2, 64).default(2),
+    help: 'cuda staging buffers (of bucket-bytes) allocated ahead per device: 2 per engine rank on it',
+  },
   logLevel: {
     env: 'SEEDCAST_LOG_LEVEL',
     flag: 'log-level',

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { startAgent } from '../agent/agent.ts';
 import { LocalStatusSink, LocalTransferSource } from '../agent/cluster/local.ts';
 import { configHelp, loadConfig, SETTINGS } from '../agent/config.ts';
+import { openGpuExtras } from '../agent/memory/cuda-setup.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { KubeClient } from '../shared/kube.ts';
 import { createLogger } from '../shared/log.ts';
@@ -55,13 +56,25 @@ export async function run(argv: string[]): Promise<number> {
           source: new LocalTransferSource(config.localDir, config.namespace, log),
           sink: new LocalStatusSink(config.localDir, config.podName),
         };
-  const agent = await startAgent(config, { ...cluster, log });
+  let gpu: Awaited<ReturnType<typeof openGpuExtras>>;
+  try {
+    gpu = await openGpuExtras(config, log.child({ component: 'gpu' }));
+  } catch (err) {
+    process.stderr.write(`seedcast agent: SEEDCAST_GPU=on but the GPU is not usable: ${errorMessage(err)}\n`);
+    return 1;
+  }
+  const agent = await startAgent(config, {
+    ...cluster,
+    log,
+    ...(gpu === undefined ? {} : { memory: gpu.memory, transports: gpu.transports }),
+  });
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', () => resolve());
     process.once('SIGINT', () => resolve());
   });
   log.info('shutting down');
   await agent.close();
+  await gpu?.close();
   await client?.close();
   return 0;
 }

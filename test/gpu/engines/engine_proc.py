@@ -45,6 +45,13 @@ def build_config(arch: str, extra_layer: bool = False):
             moe_intermediate_size=1024, shared_expert_intermediate_size=2048, max_position_embeddings=4096,
             tie_word_embeddings=False,
         )
+    elif arch == "llama-10g":
+        # ~10.3 GB of bf16 parameters in 3891 tensors (432 thin layers): the NCCL run (issue 11).
+        cfg = transformers.LlamaConfig(
+            vocab_size=32000, hidden_size=1024, intermediate_size=2816, num_hidden_layers=432 + int(extra_layer),
+            num_attention_heads=16, num_key_value_heads=8, max_position_embeddings=4096, rms_norm_eps=1e-5,
+            tie_word_embeddings=False,
+        )
     else:
         raise SystemExit(f"unknown arch {arch}")
     return cfg
@@ -86,6 +93,39 @@ def weights_digest(tensors) -> str:
     return h.hexdigest()
 
 
+def weights_digest_gpu(tensors) -> str:
+    """sha256 over per-tensor (sum, index-weighted sum) of int32 words, computed on the GPU (fast for 10 GB)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        flat = t.detach().contiguous().reshape(-1).view(torch.uint8)
+        pad = (-flat.numel()) % 4
+        if pad:
+            flat = torch.cat([flat, torch.zeros(pad, dtype=torch.uint8, device=flat.device)])
+        w = flat.view(torch.int32).to(torch.int64)
+        idx = torch.arange(1, w.numel() + 1, device=w.device, dtype=torch.int64)
+        h.update(f"{int(w.sum())}:{int((w * idx).sum())};".encode())
+        del w, idx
+    return h.hexdigest()
+
+
+def stats_dumper(shim, path, res):
+    """Seed: rewrite the copy statistics every 0.5 s while serving (the process is killed at the end)."""
+    import threading
+
+    def loop():
+        while True:
+            try:
+                out = dict(res, copy=shim.copier.stats.as_dict(), torch_max_allocated=torch.cuda.max_memory_allocated())
+                with open(path + ".tmp", "w") as f:
+                    json.dump(out, f, indent=1)
+                os.replace(path + ".tmp", path)
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("role", choices=["seed", "receiver", "mismatch"])
@@ -93,7 +133,18 @@ def main() -> int:
     ap.add_argument("--socket", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--memory", default="cuda", choices=["cuda", "host"])
+    ap.add_argument("--tag", default=None, help="result file prefix (default: the arch)")
+    ap.add_argument("--shared", default=None, help="folder for the seed's logits (default: the socket's folder)")
+    ap.add_argument("--digest", default="sha256", choices=["sha256", "gpu"])
+    ap.add_argument("--steps", type=int, default=24)
+    ap.add_argument("--device", type=int, default=None, help="CUDA device to build on (default: the current one)")
+    ap.add_argument("--drain-delay", type=float, default=0.0, help="receiver: sleep per drained bucket (kill tests)")
     args = ap.parse_args()
+    tag = args.tag or args.arch
+    shared = args.shared or os.path.dirname(args.socket)
+    digest = weights_digest_gpu if args.digest == "gpu" else weights_digest
+    if args.device is not None:
+        torch.cuda.set_device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -112,18 +163,28 @@ def main() -> int:
     shim = TorchShim(model, inputs, memory=args.memory, state="loaded" if args.role == "seed" else "empty",
                      socket=args.socket)
     res["tensors"] = len(shim.table)
+    if args.drain_delay > 0:
+        copier_drain = shim.copier.drain
+
+        def slow_drain(plan, k, slot):
+            time.sleep(args.drain_delay)
+            return copier_drain(plan, k, slot)
+
+        shim.copier.drain = slow_drain
     res["table_bytes"] = sum(t["bytes"] for t in shim.table)
     res["fingerprint"] = shim.fingerprint
     if args.role == "seed":
-        res["tokens"], logits = generate(model)
-        torch.save(logits, os.path.join(os.path.dirname(args.socket), f"{args.arch}-seed-logits.pt"))
-        res["weights_sha256"] = weights_digest(shim.copier.tensors)
+        tg = time.perf_counter()
+        res["tokens"], logits = generate(model, args.steps)
+        res["generate_s"] = time.perf_counter() - tg
+        torch.save(logits, os.path.join(shared, f"{tag}-seed-logits.pt"))
+        res["weights_sha256"] = digest(shim.copier.tensors)
     free0 = torch.cuda.mem_get_info()[0]
     try:
         welcome = shim.connect(timeout=120)
     except SeedcastError as exc:
         res.update(refused=True, code=exc.code, message=exc.message, copy=shim.copier.stats.as_dict())
-        json.dump(res, open(os.path.join(args.out, f"{args.arch}-{args.role}.json"), "w"), indent=1)
+        json.dump(res, open(os.path.join(args.out, f"{tag}-{args.role}.json"), "w"), indent=1)
         print(json.dumps({"role": args.role, "refused": exc.code}), flush=True)
         return 0
     res["buckets"], res["bucket_bytes"] = welcome["buckets"], welcome["bucketBytes"]
@@ -132,11 +193,12 @@ def main() -> int:
     res["device_free_delta_connect"] = free0 - torch.cuda.mem_get_info()[0]
     print(json.dumps({"role": args.role, "registered": shim.fingerprint}), flush=True)
     if args.role == "seed":
-        json.dump(res, open(os.path.join(args.out, f"{args.arch}-seed.json"), "w"), indent=1)
+        json.dump(res, open(os.path.join(args.out, f"{tag}-seed.json"), "w"), indent=1)
+        stats_dumper(shim, os.path.join(args.out, f"{tag}-seed-live.json"), res)
         shim.serve_forever()  # until the agent closes the connection
         res["copy"] = shim.copier.stats.as_dict()
         res["torch_max_allocated"] = torch.cuda.max_memory_allocated()
-        json.dump(res, open(os.path.join(args.out, f"{args.arch}-seed.json"), "w"), indent=1)
+        json.dump(res, open(os.path.join(args.out, f"{tag}-seed.json"), "w"), indent=1)
         shim.close()
         return 0
     t1 = time.perf_counter()
@@ -146,13 +208,13 @@ def main() -> int:
     res["drain_window_s"] = tl.get("last_drain", 0) - tl.get("first_drain", 0)
     res["copy"] = shim.copier.stats.as_dict()
     res["torch_max_allocated"] = torch.cuda.max_memory_allocated()
-    res["weights_sha256"] = weights_digest(shim.copier.tensors)
-    res["tokens"], logits = generate(model)
-    seed_logits = torch.load(os.path.join(os.path.dirname(args.socket), f"{args.arch}-seed-logits.pt"))
+    res["weights_sha256"] = digest(shim.copier.tensors)
+    res["tokens"], logits = generate(model, args.steps)
+    seed_logits = torch.load(os.path.join(shared, f"{tag}-seed-logits.pt"))
     res["logits_equal"] = bool(torch.equal(seed_logits, logits))
     res["logits_max_abs_diff"] = float((seed_logits - logits).abs().max())
     shim.close()
-    json.dump(res, open(os.path.join(args.out, f"{args.arch}-receiver.json"), "w"), indent=1)
+    json.dump(res, open(os.path.join(args.out, f"{tag}-{args.role}.json"), "w"), indent=1)
     print(json.dumps({"role": "receiver", "ready": True, "logits_equal": res["logits_equal"]}), flush=True)
     return 0
 

@@ -1,0 +1,968 @@
+// The `nccl` transport: one NCCL communicator per rank per transfer — the seed's rank r is the
+// root (NCCL rank 0), each receiver's rank r joins (NCCL ranks 1…N, in the order the transfer
+// names the receivers that connected), nranks = 1 + receivers. Buckets are broadcast in place
+// from the seed's cuda staging slots into the receivers' (two slots: the engine fills/drains one
+// while the other is on the wire).
+//
+// A TCP control connection per receiver and rank runs first, on the rendezvous port: the same
+// challenge / hello / accept handshake as `tcp` (HMAC with the pod-to-pod token, named receivers
+// only, rank fingerprints compared) — no communicator is formed and no byte moves before it.
+// The seed publishes the NCCL unique id in `status.rendezvous[].uniqueId`; after the rendezvous
+// it tells each receiver `{type:"join", commRank, nranks}` and everyone inits. Per bucket the
+// seed computes the checksum of the filled slot on the GPU and sends `{type:"bucket", …}` on the
+// control connection; the receiver checksums its slot on the GPU after the broadcast and drains
+// only a match. Every NCCL call has a deadline (step timeout, capped by the transfer deadline);
+// a timeout, a lost control connection, an abort or a checksum mismatch aborts the communicator
+// (ncclCommAbort, never a collective destroy), so nothing waits on a dead peer.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { z } from 'zod';
+import { Reasons } from '../../api/v1alpha1/conditions.ts';
+import { errorMessage, truncate } from '../../shared/errors.ts';
+import { bucketRange } from '../bridge/buckets.ts';
+import type { EngineRank } from '../bridge/server.ts';
+import { SLOTS_PER_RANK } from '../bridge/server.ts';
+import { asTransferError, TransferError } from '../errors.ts';
+import { type CudaSlot, isCudaSlot } from '../memory/cuda.ts';
+import {
+  acceptMac,
+  type accept as acceptSchema,
+  decodeHeader,
+  encodeHeader,
+  FRAME_CONTROL,
+  HEADER_BYTES,
+  helloMac,
+  macEquals,
+  newNonce,
+  PEER_PROTOCOL_VERSION,
+  type PeerHello,
+  peerMessage,
+} from '../peer/protocol.ts';
+import type {
+  ReceiverOutcome,
+  ReceiverRankContext,
+  SeedRankContext,
+  SeedRankSession,
+  Transport,
+} from './types.ts';
+
+const V = PEER_PROTOCOL_VERSION;
+const PING_INTERVAL_MS = 2000;
+
+/** Seed → receiver after the rendezvous: your rank in the communicator and its size. */
+const join = z.object({
+  v: z.literal(V),
+  type: z.literal('join'),
+  commRank: z.number().int().min(1),
+  nranks: z.number().int().min(2).max(4096),
+});
+const ncclMessage = z.union([peerMessage, join]);
+type NcclMessage = z.infer<typeof ncclMessage>;
+type Accept = z.infer<typeof acceptSchema>;
+
+function encode(message: NcclMessage): Buffer {
+  const body = Buffer.from(JSON.stringify(message), 'utf8');
+  return Buffer.concat([encodeHeader(FRAME_CONTROL, body.length), body]);
+}
+
+/** The communicator surface used here (the addon's NcclCommunicator, or a test double). */
+export interface Communicator {
+  broadcast(
+    entries: readonly { buffer: CudaSlot['buffer']; offset?: number; bytes?: number }[],
+    options: { root: number; timeoutMs: number },
+  ): Promise<{ bytes: number; gpuMs: number }>;
+  abort(): Promise<void>;
+  close(options: { timeoutMs: number }): Promise<{ aborted: boolean }>;
+}
+
+export interface NcclApi {
+  ncclUniqueId(): Promise<string>;
+  initCommunicator(options: {
+    uniqueId: string;
+    rank: number;
+    nranks: number;
+    device: number;
+    timeoutMs: number;
+  }): Promise<Communicator>;
+}
+
+/** What one rank's transfer measured (logged, and handed to `onStats`). */
+export interface NcclRankStats {
+  role: 'seed' | 'receiver';
+  rank: number;
+  nranks: number;
+  bytes: number;
+  buckets: number;
+  initMs: number;
+  /** Wall time of every broadcast call, summed, and the GPU time NCCL reported. */
+  broadcastMs: number;
+  broadcastGpuMs: number;
+  /** First broadcast start → last broadcast end. */
+  broadcastSpanMs: number;
+  /** Seed: waiting for engine fills; receiver: waiting for drains before a slot could be reused. */
+  engineWaitMs: number;
+  checksumMs: number;
+  teardownMs: number;
+  teardownAborted: boolean;
+  totalMs: number;
+}
+
+export interface NcclTransportOptions {
+  api: NcclApi;
+  onRefused?: (reason: string) => void;
+  onStats?: (stats: NcclRankStats) => void;
+}
+
+/** Reads control frames (no chunk frames ever travel on this transport). */
+class ControlReader {
+  #buffered: Buffer = Buffer.alloc(0);
+  constructor(socket: Socket, onMessage: (message: NcclMessage) => void, onError: (reason: string) => void) {
+    socket.on('data', (chunk: Buffer) => {
+      this.#buffered = this.#buffered.length === 0 ? chunk : Buffer.concat([this.#buffered, chunk]);
+      while (this.#buffered.length >= HEADER_BYTES) {
+        const header = decodeHeader(this.#buffered.subarray(0, HEADER_BYTES));
+        if (typeof header === 'string') return onError(header);
+        if (header.type !== FRAME_CONTROL) return onError('the nccl transport carries no chunk frames');
+        if (this.#buffered.length < HEADER_BYTES + header.length) return;
+        const body = this.#buffered.subarray(HEADER_BYTES, HEADER_BYTES + header.length);
+        this.#buffered = this.#buffered.subarray(HEADER_BYTES + header.length);
+        let value: unknown;
+        try {
+          value = JSON.parse(body.toString('utf8'));
+        } catch {
+          return onError('control frame is not JSON');
+        }
+        const parsed = ncclMessage.safeParse(value);
+        if (!parsed.success)
+          return onError(`invalid control message: ${parsed.error.issues[0]?.message ?? ''}`);
+        onMessage(parsed.data);
+      }
+    });
+  }
+}
+
+function cudaSlots(engine: EngineRank): CudaSlot[] {
+  const slots = engine.slots;
+  if (slots.length < SLOTS_PER_RANK || !slots.every(isCudaSlot))
+    throw new TransferError(
+      'SEEDCAST_ERR_INVALID',
+      Reasons.ValidationFailed,
+      `rank ${engine.rank}: the nccl transport needs cuda staging slots (the engine registered ${slots[0]?.kind ?? 'no'} memory); use memory "cuda" in the engine or transport tcp`,
+      { retryable: false },
+    );
+  return slots as CudaSlot[];
+}
+
+const deadlineError = (what: string): TransferError =>
+  new TransferError('SEEDCAST_ERR_TIMEOUT', Reasons.DeadlineExceeded, `transfer deadline passed ${what}`);
+
+/** ms left for one NCCL call: the step timeout, never past the transfer deadline. */
+function callTimeout(ctx: { stepTimeoutMs: number; deadline: number }): number {
+  return Math.max(1, Math.min(ctx.stepTimeoutMs, ctx.deadline - Date.now()));
+}
+
+class Peer {
+  readonly pod: string;
+  readonly uid: string;
+  socket: Socket | undefined;
+  outcome: ReceiverOutcome | undefined;
+  #waiters: Array<() => void> = [];
+  constructor(pod: string, uid: string) {
+    this.pod = pod;
+    this.uid = uid;
+  }
+  get alive(): boolean {
+    return this.outcome === undefined;
+  }
+  finish(outcome: ReceiverOutcome): void {
+    if (this.outcome !== undefined) return;
+    this.outcome = outcome;
+    for (const w of this.#waiters.splice(0)) w();
+  }
+  waitResult(): Promise<void> {
+    if (this.outcome !== undefined) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+  send(message: NcclMessage): void {
+    if (this.socket !== undefined && !this.socket.destroyed) this.socket.write(encode(message));
+  }
+}
+
+export class NcclTransport implements Transport {
+  readonly name = 'nccl' as const;
+  readonly #options: NcclTransportOptions;
+
+  constructor(options: NcclTransportOptions) {
+    this.#options = options;
+  }
+
+  // ---------------------------------------------------------------- seed
+
+  async serve(ctx: SeedRankContext): Promise<SeedRankSession> {
+    const slots = cudaSlots(ctx.engine);
+    const device = slots[0]!.device;
+    const uniqueId = await this.#options.api.ncclUniqueId();
+    const log = ctx.log;
+    const peers = new Map(ctx.receivers.map((r) => [r.pod, new Peer(r.pod, r.uid)]));
+    let started = false;
+    let comm: Communicator | undefined;
+    let aborting: Promise<void> | undefined;
+    const abortComm = (why: string): void => {
+      if (comm === undefined || aborting !== undefined) return;
+      log.warn({ why }, 'aborting the nccl communicator');
+      aborting = comm.abort().catch(() => {});
+    };
+    let rendezvousDone: () => void = () => {};
+    const rendezvous = new Promise<void>((resolve) => {
+      rendezvousDone = resolve;
+    });
+    const checkRendezvous = (): void => {
+      if ([...peers.values()].every((p) => p.socket !== undefined || !p.alive)) rendezvousDone();
+    };
+
+    const server: Server = createServer((socket) => {
+      socket.setNoDelay(true);
+      const seedNonce = newNonce();
+      let peer: Peer | undefined;
+      const refuse = (code: string, reason: string, message: string): void => {
+        log.warn({ peer: socket.remoteAddress, code, reason, message }, 'refused a peer');
+        this.#options.onRefused?.(reason);
+        socket.end(encode({ v: V, type: 'refuse', code, reason, message: truncate(message) }));
+        socket.destroySoon();
+      };
+      const handshakeTimer = setTimeout(
+        () => refuse('SEEDCAST_ERR_TIMEOUT', Reasons.Failed, 'no hello in time'),
+        ctx.stepTimeoutMs,
+      );
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearTimeout(handshakeTimer);
+        if (peer?.alive) {
+          peer.finish({
+            pod: peer.pod,
+            outcome: 'failed',
+            reason: Reasons.ReceiverLost,
+            message: 'receiver control connection closed before it reported',
+          });
+          log.warn({ peer: peer.pod }, 'receiver lost');
+          // One communicator for all: a lost member would stall every broadcast until the deadline.
+          if (started) abortComm(`receiver ${peer.pod} lost`);
+          checkRendezvous();
+        }
+      });
+      socket.write(encode({ v: V, type: 'challenge', nonce: seedNonce }));
+      new ControlReader(
+        socket,
+        (message) => {
+          if (peer === undefined) {
+            clearTimeout(handshakeTimer);
+            if (message.type !== 'hello')
+              return refuse('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, `expected hello, got ${message.type}`);
+            const refusal = checkHello(ctx, message, seedNonce, peers, started);
+            if (refusal !== undefined) return refuse(refusal.code, refusal.reason, refusal.message);
+            peer = peers.get(message.pod) as Peer;
+            peer.socket = socket;
+            const fields = {
+              namespace: ctx.transfer.namespace,
+              transfer: ctx.transfer.name,
+              attempt: ctx.transfer.attempt,
+              pod: ctx.self.pod,
+              uid: ctx.self.uid,
+              rank: ctx.rank,
+              fingerprint: ctx.engine.fingerprint,
+            };
+            socket.write(
+              encode({
+                v: V,
+                type: 'accept',
+                ...fields,
+                totalBytes: ctx.engine.totalBytes,
+                bucketBytes: ctx.engine.bucketBytes,
+                buckets: ctx.engine.buckets,
+                chunkBytes: 4,
+                mac: acceptMac(ctx.token, fields, message.nonce, seedNonce),
+              }),
+            );
+            log.info({ peer: message.pod }, 'receiver accepted (nccl control)');
+            checkRendezvous();
+            return;
+          }
+          switch (message.type) {
+            case 'result':
+              peer.finish({
+                pod: peer.pod,
+                outcome: message.outcome,
+                ...(message.message === undefined ? {} : { message: message.message }),
+                ...(message.outcome === 'failed' ? { reason: Reasons.Failed } : {}),
+              });
+              return;
+            case 'abort':
+              log.warn(
+                { peer: peer.pod, reason: message.reason, message: message.message },
+                'receiver aborted',
+              );
+              peer.finish({
+                pod: peer.pod,
+                outcome: 'failed',
+                reason: message.reason,
+                message: message.message,
+              });
+              if (started) abortComm(`receiver ${peer.pod} aborted`);
+              checkRendezvous();
+              return;
+            case 'ping':
+              return;
+            default:
+              log.warn({ peer: peer.pod, type: message.type }, 'unexpected peer message');
+          }
+        },
+        (reason) => {
+          log.warn({ peer: peer?.pod ?? socket.remoteAddress, reason }, 'bad peer frame');
+          if (peer === undefined) refuse('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, reason);
+          else {
+            peer.finish({
+              pod: peer.pod,
+              outcome: 'failed',
+              reason: Reasons.Failed,
+              message: `protocol error: ${reason}`,
+            });
+            if (started) abortComm(`protocol error from ${peer.pod}`);
+            checkRendezvous();
+          }
+        },
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(ctx.port, ctx.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    log.info({ address: `${ctx.host}:${ctx.port}` }, 'seed listening (nccl)');
+
+    const done = (async (): Promise<ReceiverOutcome[]> => {
+      const abort = new AbortController();
+      const onAbort = (): void => abort.abort(ctx.signal.reason);
+      if (ctx.signal.aborted) onAbort();
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      const deadline = setTimeout(
+        () => abort.abort(deadlineError('while broadcasting')),
+        Math.max(0, ctx.deadline - Date.now()),
+      );
+      abort.signal.addEventListener('abort', () => abortComm(errorMessage(abort.signal.reason)), {
+        once: true,
+      });
+      const pinger = setInterval(() => {
+        for (const p of peers.values()) if (p.alive) p.send({ v: V, type: 'ping' });
+      }, PING_INTERVAL_MS);
+      const t0 = performance.now();
+      const stats: NcclRankStats = {
+        role: 'seed',
+        rank: ctx.rank,
+        nranks: 0,
+        bytes: ctx.engine.totalBytes,
+        buckets: ctx.engine.buckets,
+        initMs: 0,
+        broadcastMs: 0,
+        broadcastGpuMs: 0,
+        broadcastSpanMs: 0,
+        engineWaitMs: 0,
+        checksumMs: 0,
+        teardownMs: 0,
+        teardownAborted: false,
+        totalMs: 0,
+      };
+      try {
+        const aborted = new Promise<never>((_, reject) => {
+          const fail = (): void => reject(asTransferError(abort.signal.reason));
+          if (abort.signal.aborted) fail();
+          abort.signal.addEventListener('abort', fail, { once: true });
+        });
+        aborted.catch(() => {});
+        const rendezvousTimer = new Promise<void>((resolve) =>
+          setTimeout(resolve, ctx.stepTimeoutMs).unref(),
+        );
+        await Promise.race([rendezvous, rendezvousTimer, aborted]);
+        started = true;
+        for (const p of peers.values())
+          if (p.alive && p.socket === undefined)
+            p.finish({
+              pod: p.pod,
+              outcome: 'failed',
+              reason: Reasons.ReceiverLost,
+              message: `did not connect within ${ctx.stepTimeoutMs} ms`,
+            });
+        const live = ctx.receivers.map((r) => peers.get(r.pod) as Peer).filter((p) => p.alive);
+        if (live.length === 0)
+          throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'no receiver connected');
+        const nranks = 1 + live.length;
+        stats.nranks = nranks;
+        for (const [i, p] of live.entries()) p.send({ v: V, type: 'join', commRank: i + 1, nranks });
+        log.info(
+          { receivers: live.map((p) => p.pod), nranks, device },
+          'rendezvous complete, forming the communicator',
+        );
+        const tInit = performance.now();
+        const initTimeout = callTimeout(ctx);
+        const initing = this.#options.api.initCommunicator({
+          uniqueId,
+          rank: 0,
+          nranks,
+          device,
+          timeoutMs: initTimeout,
+        });
+        initing.then(
+          (c) => {
+            comm = c;
+            if (abort.signal.aborted) abortComm('aborted during init');
+          },
+          () => {},
+        );
+        comm = await Promise.race([initing, aborted]);
+        stats.initMs = performance.now() - tInit;
+        if (!live.some((p) => p.alive))
+          throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'every receiver was lost');
+        await Promise.race([this.#broadcastAll(ctx, comm, slots, live, stats, abort.signal), aborted]);
+        await Promise.race([
+          Promise.all(live.map((p) => p.waitResult())),
+          aborted,
+          new Promise<void>((_, reject) =>
+            setTimeout(
+              () =>
+                reject(
+                  new TransferError(
+                    'SEEDCAST_ERR_TIMEOUT',
+                    Reasons.ReceiverLost,
+                    `no result from every receiver within ${ctx.stepTimeoutMs} ms of the last broadcast`,
+                  ),
+                ),
+              ctx.stepTimeoutMs,
+            ).unref(),
+          ),
+        ]);
+        const tClose = performance.now();
+        const closed = await comm.close({ timeoutMs: callTimeout(ctx) });
+        stats.teardownMs = performance.now() - tClose;
+        stats.teardownAborted = closed.aborted;
+        comm = undefined;
+        stats.totalMs = performance.now() - t0;
+        log.info({ nccl: stats }, 'nccl seed rank done');
+        this.#options.onStats?.(stats);
+        return [...peers.values()].map((p) => p.outcome as ReceiverOutcome);
+      } catch (err) {
+        const failure = asTransferError(err);
+        for (const p of peers.values()) {
+          p.send({ v: V, type: 'abort', reason: failure.reason, message: truncate(failure.message) });
+          p.finish({ pod: p.pod, outcome: 'failed', reason: failure.reason, message: failure.message });
+        }
+        if (comm !== undefined) {
+          const tAbort = performance.now();
+          abortComm(failure.message);
+          await aborting;
+          stats.teardownMs = performance.now() - tAbort;
+          stats.teardownAborted = true;
+        }
+        stats.totalMs = performance.now() - t0;
+        log.warn({ nccl: stats, err: failure.message }, 'nccl seed rank failed');
+        this.#options.onStats?.(stats);
+        throw failure;
+      } finally {
+        clearTimeout(deadline);
+        clearInterval(pinger);
+        ctx.signal.removeEventListener('abort', onAbort);
+        server.close();
+        for (const p of peers.values()) p.socket?.end();
+      }
+    })();
+    return { address: `${ctx.host}:${ctx.port}`, uniqueId, done };
+  }
+
+  async #broadcastAll(
+    ctx: SeedRankContext,
+    comm: Communicator,
+    slots: CudaSlot[],
+    peers: Peer[],
+    stats: NcclRankStats,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { engine } = ctx;
+    const fills: Array<Promise<number>> = [];
+    const startFill = (bucket: number): void => {
+      const fill = engine.fill(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
+      fill.catch(() => {});
+      fills[bucket] = fill;
+    };
+    for (let b = 0; b < Math.min(SLOTS_PER_RANK, engine.buckets); b++) startFill(b);
+    let first = 0;
+    for (let bucket = 0; bucket < engine.buckets; bucket++) {
+      if (signal.aborted) throw asTransferError(signal.reason);
+      const range = bucketRange(engine.totalBytes, engine.bucketBytes, bucket);
+      const tWait = performance.now();
+      const filled = await fills[bucket];
+      stats.engineWaitMs += performance.now() - tWait;
+      if (filled !== range.bytes)
+        throw new TransferError(
+          'SEEDCAST_ERR_PROTOCOL',
+          Reasons.Failed,
+          `engine filled ${filled} bytes of bucket ${bucket}, expected ${range.bytes}`,
+        );
+      const slot = slots[bucket % SLOTS_PER_RANK] as CudaSlot;
+      const tSum = performance.now();
+      const checksum = await slot.checksum(range.bytes);
+      stats.checksumMs += performance.now() - tSum;
+      for (const p of peers)
+        if (p.alive) p.send({ v: V, type: 'bucket', bucket, bytes: range.bytes, checksum });
+      if (!peers.some((p) => p.alive))
+        throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'every receiver was lost');
+      const tCast = performance.now();
+      if (bucket === 0) first = tCast;
+      const result = await comm.broadcast([{ buffer: slot.buffer, offset: 0, bytes: range.bytes }], {
+        root: 0,
+        timeoutMs: callTimeout(ctx),
+      });
+      const tEnd = performance.now();
+      stats.broadcastMs += tEnd - tCast;
+      stats.broadcastGpuMs += result.gpuMs;
+      stats.broadcastSpanMs = tEnd - first;
+      ctx.onBytesSent(range.bytes * peers.filter((p) => p.alive).length);
+      // The slot is on every receiver now: the engine may refill it.
+      if (bucket + SLOTS_PER_RANK < engine.buckets) startFill(bucket + SLOTS_PER_RANK);
+    }
+  }
+
+  // ---------------------------------------------------------------- receiver
+
+  async receive(ctx: ReceiverRankContext): Promise<void> {
+    const { engine } = ctx;
+    const slots = cudaSlots(engine);
+    const device = slots[0]!.device;
+    const uniqueId = ctx.uniqueId;
+    if (uniqueId === undefined)
+      throw new TransferError(
+        'SEEDCAST_ERR_PROTOCOL',
+        Reasons.Failed,
+        `the seed's rendezvous entry for rank ${ctx.rank} has no NCCL uniqueId`,
+      );
+    if (ctx.signal.aborted) throw asTransferError(ctx.signal.reason);
+    const log = ctx.log;
+    const [host, port] = splitAddress(ctx.address);
+    const t0 = performance.now();
+    const stats: NcclRankStats = {
+      role: 'receiver',
+      rank: ctx.rank,
+      nranks: 0,
+      bytes: engine.totalBytes,
+      buckets: engine.buckets,
+      initMs: 0,
+      broadcastMs: 0,
+      broadcastGpuMs: 0,
+      broadcastSpanMs: 0,
+      engineWaitMs: 0,
+      checksumMs: 0,
+      teardownMs: 0,
+      teardownAborted: false,
+      totalMs: 0,
+    };
+    let comm: Communicator | undefined;
+    let aborting: Promise<void> | undefined;
+    let failed: TransferError | undefined;
+    let socket: Socket | undefined;
+    const expected = new Map<number, string>();
+    const checksumWaiters = new Map<number, () => void>();
+    let joined: ((j: { commRank: number; nranks: number }) => void) | undefined;
+    const joining = new Promise<{ commRank: number; nranks: number }>((resolve) => {
+      joined = resolve;
+    });
+    let rejectFailed: (err: TransferError) => void = () => {};
+    const failedPromise = new Promise<never>((_, reject) => {
+      rejectFailed = reject;
+    });
+    failedPromise.catch(() => {});
+    const fail = (err: unknown): void => {
+      if (failed !== undefined) return;
+      failed = asTransferError(err, Reasons.SeedLost);
+      if (socket !== undefined && !socket.destroyed)
+        socket.end(encode({ v: V, type: 'abort', reason: failed.reason, message: truncate(failed.message) }));
+      if (comm !== undefined && aborting === undefined) aborting = comm.abort().catch(() => {});
+      rejectFailed(failed);
+    };
+    const onAbort = (): void => fail(ctx.signal.reason);
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const deadline = setTimeout(
+      () => fail(deadlineError('while receiving')),
+      Math.max(0, ctx.deadline - Date.now()),
+    );
+    let drainedAll = false;
+    try {
+      const accepted = await new Promise<Accept>((resolve, reject) => {
+        const nonce = newNonce();
+        let seedNonce: string | undefined;
+        let handshaken = false;
+        const s = connect({ host, port });
+        socket = s;
+        s.setNoDelay(true);
+        const handshakeTimer = setTimeout(
+          () =>
+            reject(
+              new TransferError(
+                'SEEDCAST_ERR_TIMEOUT',
+                Reasons.SeedLost,
+                `no accept from ${ctx.address} in time`,
+              ),
+            ),
+          ctx.stepTimeoutMs,
+        );
+        s.on('error', (err) => {
+          if (!handshaken)
+            reject(
+              new TransferError(
+                'SEEDCAST_ERR_PEER_LOST',
+                Reasons.SeedLost,
+                `cannot reach seed at ${ctx.address}: ${err.message}`,
+              ),
+            );
+        });
+        s.on('close', () => {
+          clearTimeout(handshakeTimer);
+          if (!handshaken)
+            reject(
+              new TransferError(
+                'SEEDCAST_ERR_PEER_LOST',
+                Reasons.SeedLost,
+                `seed at ${ctx.address} closed the connection during the handshake`,
+              ),
+            );
+          else if (!drainedAll)
+            fail(
+              new TransferError(
+                'SEEDCAST_ERR_PEER_LOST',
+                Reasons.SeedLost,
+                'lost the control connection to the seed',
+              ),
+            );
+        });
+        new ControlReader(
+          s,
+          (message) => {
+            if (!handshaken) {
+              if (message.type === 'challenge') {
+                const fields = {
+                  namespace: ctx.transfer.namespace,
+                  transfer: ctx.transfer.name,
+                  attempt: ctx.transfer.attempt,
+                  pod: ctx.self.pod,
+                  uid: ctx.self.uid,
+                  rank: ctx.rank,
+                  fingerprint: engine.fingerprint,
+                  stream: 0,
+                  streams: 1,
+                  nonce,
+                };
+                seedNonce = message.nonce;
+                s.write(
+                  encode({ v: V, type: 'hello', ...fields, mac: helloMac(ctx.token, fields, message.nonce) }),
+                );
+                return;
+              }
+              if (message.type === 'accept' && seedNonce !== undefined) {
+                const expectedMac = acceptMac(
+                  ctx.token,
+                  {
+                    namespace: ctx.transfer.namespace,
+                    transfer: ctx.transfer.name,
+                    attempt: ctx.transfer.attempt,
+                    pod: message.pod,
+                    uid: message.uid,
+                    rank: message.rank,
+                    fingerprint: message.fingerprint,
+                  },
+                  nonce,
+                  seedNonce,
+                );
+                clearTimeout(handshakeTimer);
+                if (
+                  !macEquals(message.mac, expectedMac) ||
+                  message.pod !== ctx.seed.pod ||
+                  message.uid !== ctx.seed.uid
+                )
+                  return reject(
+                    new TransferError(
+                      'SEEDCAST_ERR_UNAUTHORIZED',
+                      Reasons.Failed,
+                      `the peer at ${ctx.address} could not prove it is seed ${ctx.seed.pod}`,
+                    ),
+                  );
+                handshaken = true;
+                return resolve(message);
+              }
+              if (message.type === 'refuse') {
+                clearTimeout(handshakeTimer);
+                return reject(
+                  new TransferError(
+                    'SEEDCAST_ERR_UNAUTHORIZED',
+                    message.code === 'SEEDCAST_ERR_FINGERPRINT_MISMATCH'
+                      ? Reasons.FingerprintMismatch
+                      : message.reason,
+                    `seed refused rank ${ctx.rank}: ${message.code}: ${message.message}`,
+                    { retryable: false },
+                  ),
+                );
+              }
+              return reject(
+                new TransferError(
+                  'SEEDCAST_ERR_PROTOCOL',
+                  Reasons.Failed,
+                  `unexpected ${message.type} during the handshake`,
+                ),
+              );
+            }
+            switch (message.type) {
+              case 'join':
+                joined?.({ commRank: message.commRank, nranks: message.nranks });
+                return;
+              case 'bucket':
+                expected.set(message.bucket, message.checksum);
+                checksumWaiters.get(message.bucket)?.();
+                return;
+              case 'abort':
+                fail(
+                  new TransferError(
+                    'SEEDCAST_ERR_ABORTED',
+                    message.reason || Reasons.SeedLost,
+                    `seed aborted: ${message.message}`,
+                  ),
+                );
+                return;
+              case 'ping':
+                return;
+              default:
+                fail(
+                  new TransferError(
+                    'SEEDCAST_ERR_PROTOCOL',
+                    Reasons.Failed,
+                    `unexpected ${message.type} from the seed`,
+                  ),
+                );
+            }
+          },
+          (reason) => {
+            const err = new TransferError(
+              'SEEDCAST_ERR_PROTOCOL',
+              Reasons.Failed,
+              `seed control connection: ${reason}`,
+            );
+            if (handshaken) fail(err);
+            else reject(err);
+            s.destroy();
+          },
+        );
+      });
+      if (accepted.fingerprint !== engine.fingerprint)
+        throw new TransferError(
+          'SEEDCAST_ERR_FINGERPRINT_MISMATCH',
+          Reasons.FingerprintMismatch,
+          `seed rank ${ctx.rank} fingerprint ${accepted.fingerprint} differs from ours ${engine.fingerprint}`,
+        );
+      if (accepted.totalBytes !== engine.totalBytes || accepted.bucketBytes !== engine.bucketBytes)
+        throw new TransferError(
+          'SEEDCAST_ERR_INVALID',
+          Reasons.ValidationFailed,
+          `seed plans ${accepted.totalBytes} bytes in buckets of ${accepted.bucketBytes}, this agent ${engine.totalBytes} in buckets of ${engine.bucketBytes}; agents of one WeightSource need the same bucket size`,
+          { retryable: false },
+        );
+      const rendezvousTimer = new Promise<never>((_, reject) =>
+        setTimeout(
+          () =>
+            reject(
+              new TransferError(
+                'SEEDCAST_ERR_TIMEOUT',
+                Reasons.SeedLost,
+                `no join from the seed within ${ctx.stepTimeoutMs} ms`,
+              ),
+            ),
+          callTimeout(ctx) + 1000,
+        ).unref(),
+      );
+      rendezvousTimer.catch(() => {});
+      const { commRank, nranks } = await Promise.race([joining, failedPromise, rendezvousTimer]);
+      stats.nranks = nranks;
+      log.info({ commRank, nranks, device }, 'joining the nccl communicator');
+      const tInit = performance.now();
+      const initing = this.#options.api.initCommunicator({
+        uniqueId,
+        rank: commRank,
+        nranks,
+        device,
+        timeoutMs: callTimeout(ctx),
+      });
+      initing.then(
+        (c) => {
+          comm = c;
+          if (failed !== undefined && aborting === undefined) aborting = c.abort().catch(() => {});
+        },
+        () => {},
+      );
+      const c = await Promise.race([initing, failedPromise]);
+      comm = c;
+      stats.initMs = performance.now() - tInit;
+
+      const drains: Array<Promise<void>> = [];
+      let verifiedBytes = 0;
+      let first = 0;
+      const verifyAndDrain = async (bucket: number, slot: CudaSlot, bytes: number): Promise<void> => {
+        const tSum = performance.now();
+        const actual = await slot.checksum(bytes);
+        stats.checksumMs += performance.now() - tSum;
+        if (!expected.has(bucket))
+          await Promise.race([
+            new Promise<void>((resolve) => checksumWaiters.set(bucket, resolve)),
+            failedPromise,
+            new Promise<never>((_, reject) =>
+              setTimeout(
+                () =>
+                  reject(
+                    new TransferError(
+                      'SEEDCAST_ERR_TIMEOUT',
+                      Reasons.SeedLost,
+                      `no checksum for bucket ${bucket}`,
+                    ),
+                  ),
+                ctx.stepTimeoutMs,
+              ).unref(),
+            ),
+          ]);
+        checksumWaiters.delete(bucket);
+        const want = expected.get(bucket);
+        expected.delete(bucket);
+        if (actual !== want)
+          throw new TransferError(
+            'SEEDCAST_ERR_CHECKSUM',
+            Reasons.Failed,
+            `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
+          );
+        await engine.drain(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
+        verifiedBytes += bytes;
+        ctx.onProgress(verifiedBytes);
+      };
+      for (let bucket = 0; bucket < engine.buckets; bucket++) {
+        if (failed !== undefined) throw failed;
+        const range = bucketRange(engine.totalBytes, engine.bucketBytes, bucket);
+        const slot = slots[bucket % SLOTS_PER_RANK] as CudaSlot;
+        // The slot still holds bucket-2 until the engine drained it.
+        const previous = drains[bucket - SLOTS_PER_RANK];
+        if (previous !== undefined) {
+          const tWait = performance.now();
+          await Promise.race([previous, failedPromise]);
+          stats.engineWaitMs += performance.now() - tWait;
+        }
+        const tCast = performance.now();
+        if (bucket === 0) first = tCast;
+        const result = await Promise.race([
+          c.broadcast([{ buffer: slot.buffer, offset: 0, bytes: range.bytes }], {
+            root: 0,
+            timeoutMs: callTimeout(ctx),
+          }),
+          failedPromise,
+        ]);
+        const tEnd = performance.now();
+        stats.broadcastMs += tEnd - tCast;
+        stats.broadcastGpuMs += result.gpuMs;
+        stats.broadcastSpanMs = tEnd - first;
+        const drain = verifyAndDrain(bucket, slot, range.bytes);
+        drain.catch((err) => fail(err));
+        drains[bucket] = drain;
+      }
+      await Promise.race([Promise.all(drains), failedPromise]);
+      drainedAll = true;
+      socket?.write(encode({ v: V, type: 'result', outcome: 'verified' }));
+      const tClose = performance.now();
+      const closed = await c.close({ timeoutMs: callTimeout(ctx) });
+      stats.teardownMs = performance.now() - tClose;
+      stats.teardownAborted = closed.aborted;
+      comm = undefined;
+      stats.totalMs = performance.now() - t0;
+      log.info({ nccl: stats }, 'nccl receiver rank done');
+      this.#options.onStats?.(stats);
+    } catch (err) {
+      fail(err);
+      if (aborting !== undefined) {
+        const tAbort = performance.now();
+        await aborting;
+        stats.teardownMs = performance.now() - tAbort;
+        stats.teardownAborted = true;
+      }
+      stats.totalMs = performance.now() - t0;
+      log.warn({ nccl: stats, err: failed?.message }, 'nccl receiver rank failed');
+      this.#options.onStats?.(stats);
+      throw failed ?? asTransferError(err);
+    } finally {
+      clearTimeout(deadline);
+      ctx.signal.removeEventListener('abort', onAbort);
+      if (socket !== undefined && !socket.destroyed) socket.end();
+    }
+  }
+}
+
+function checkHello(
+  ctx: SeedRankContext,
+  hello: PeerHello,
+  seedNonce: string,
+  peers: Map<string, Peer>,
+  started: boolean,
+): { code: string; reason: string; message: string } | undefined {
+  if (!macEquals(hello.mac, helloMac(ctx.token, hello, seedNonce)))
+    return {
+      code: 'SEEDCAST_ERR_UNAUTHORIZED',
+      reason: Reasons.Failed,
+      message: 'hello not signed with the pod-to-pod token',
+    };
+  if (
+    hello.namespace !== ctx.transfer.namespace ||
+    hello.transfer !== ctx.transfer.name ||
+    hello.attempt !== ctx.transfer.attempt
+  )
+    return {
+      code: 'SEEDCAST_ERR_UNAUTHORIZED',
+      reason: Reasons.Failed,
+      message: `this port serves ${ctx.transfer.namespace}/${ctx.transfer.name} attempt ${ctx.transfer.attempt}, not ${hello.namespace}/${hello.transfer} attempt ${hello.attempt}`,
+    };
+  const peer = peers.get(hello.pod);
+  if (peer === undefined || peer.uid !== hello.uid)
+    return {
+      code: 'SEEDCAST_ERR_UNAUTHORIZED',
+      reason: Reasons.Failed,
+      message: `pod ${hello.pod} (uid ${hello.uid}) is not a receiver of ${ctx.transfer.name}`,
+    };
+  if (hello.rank !== ctx.rank)
+    return {
+      code: 'SEEDCAST_ERR_INVALID',
+      reason: Reasons.Failed,
+      message: `this port serves rank ${ctx.rank}, not rank ${hello.rank}`,
+    };
+  if (hello.fingerprint !== ctx.engine.fingerprint)
+    return {
+      code: 'SEEDCAST_ERR_FINGERPRINT_MISMATCH',
+      reason: Reasons.FingerprintMismatch,
+      message: `rank ${ctx.rank}: receiver fingerprint ${hello.fingerprint} differs from the seed's ${ctx.engine.fingerprint}`,
+    };
+  if (started)
+    return { code: 'SEEDCAST_ERR_INVALID', reason: Reasons.Failed, message: 'the broadcast already started' };
+  if (!peer.alive)
+    return {
+      code: 'SEEDCAST_ERR_INVALID',
+      reason: Reasons.Failed,
+      message: `${hello.pod} already failed in this transfer`,
+    };
+  if (peer.socket !== undefined || hello.stream !== 0 || hello.streams !== 1)
+    return {
+      code: 'SEEDCAST_ERR_INVALID',
+      reason: Reasons.Failed,
+      message: `${hello.pod} is already connected (nccl uses one control connection per rank)`,
+    };
+  return undefined;
+}
+
+function splitAddress(address: string): [string, number] {
+  const colon = address.lastIndexOf(':');
+  return [address.slice(0, colon).replace(/^\[|\]$/g, ''), Number(address.slice(colon + 1))];
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Node agents on the GPU (issues 7 and 11), run ON the lent nvidia-h200-x2 machine in one call:
+#   run(kind "nvidia-h200-x2", command "bash test/gpu/run-agents.sh",
+#       carry [".carry", "native/build/Release"])
+# Prepare: npm run build:native; .carry/node.xz as in docs/native.md; and the agent's dependencies:
+#   tar cf .carry/agent-nm.tar node_modules/{zod,pino,@pinojs/redact,atomic-sleep,on-exit-leak-free,\
+#     pino-abstract-transport,pino-std-serializers,process-warning,quick-format-unescaped,real-require,\
+#     safe-stable-stringify,sonic-boom,split2,thread-stream}
+# 1. issue 7: tcp over cuda, seed + receiver + mismatched receiver on one GPU (llama on GPU 0 and
+#    qwen-moe on GPU 1 at the same time, each pair on its own GPU);
+# 2. issue 11: nccl GPU 0 → GPU 1 with a ~10 GB, 3891-tensor model: a receiver killed
+#    mid-broadcast, then a real receiver from the same seed agent;
+# 3. the PyTorch references (flat / sliced / per-tensor torch.distributed.broadcast).
+# Each step is time-boxed and isolated; results land in $OUT/*.json, the log in $OUT/log.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/seedcast-gpu-out}
+mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+{
+NODE_DIR=/tmp/seedcast-node
+NODE=$NODE_DIR/node
+if [ ! -x "$NODE" ]; then
+  mkdir -p "$NODE_DIR"
+  if command -v xz >/dev/null; then xz -dc .carry/node.xz >"$NODE"
+  else python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open('.carry/node.xz'), sys.stdout.buffer)" >"$NODE"; fi
+  chmod +x "$NODE"
+fi
+# The agent's npm dependencies (pino, zod and theirs), packed here: see the carry line above.
+[ -d node_modules/pino ] || tar xf .carry/agent-nm.tar
+echo "node $($NODE --version) $(date -u +%FT%TZ)"
+nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv | tee "$OUT/nvidia-smi.csv"
+nvidia-smi topo -m 2>&1 | head -5
+# The working tree may hold other engineers' half-done edits: fall back to HEAD for those.
+check() { timeout 30 "$NODE" --input-type=module -e "await import('./src/agent/agent.ts'); await import('./src/agent/memory/cuda-setup.ts'); await import('./src/cli/agent.ts')"; }
+# (test/gpu/.fallback.tar: committed versions of files others were editing, made just before the call.)
+if [ -f test/gpu/.fallback.tar ]; then echo "using committed versions of $(tar tf test/gpu/.fallback.tar | grep -v '/$' | tr '\n' ' ')"; tar xf test/gpu/.fallback.tar; fi
+check && echo "agent loads" || echo "AGENT DOES NOT LOAD"
+if [ "${PART:-all}" = visible ]; then
+  # issue 11 again with both GPUs visible to every process (NVLink P2P possible), then the references.
+  echo "=== issue 11, all GPUs visible"
+  NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT timeout 200 python3 test/gpu/node_agents.py issue11 --all-visible --node "$NODE" --out "$OUT" --step-ms 20000 --steps 16 >"$OUT/i11v.log" 2>&1
+  echo "rc=$?"; tail -c 5000 "$OUT/i11v.log"
+  NCCL_DEBUG=INFO timeout 100 python3 test/gpu/nccl_baseline.py "$OUT/nccl-baseline-3.json" >"$OUT/baseline3.log" 2>&1
+  echo "baseline rc=$?"; grep -E "via|Channel 00|NCCL INFO Using" "$OUT/baseline3.log" | head -4; tail -c 1500 "$OUT/baseline3.log"
+  grep -h "via P2P\|via SHM\|NCCL INFO Channel 00" /tmp/sc11-*/*agent.log 2>/dev/null | head -4
+  exit 0
+fi
+echo "=== issue 7 (tcp over cuda), llama on GPU 0 and qwen-moe on GPU 1 in parallel"
+timeout 170 python3 test/gpu/node_agents.py issue7 --node "$NODE" --out "$OUT" --arch llama --gpu 0 >"$OUT/i7-llama.log" 2>&1 &
+A=$!
+timeout 170 python3 test/gpu/node_agents.py issue7 --node "$NODE" --out "$OUT" --arch qwen-moe --gpu 1 >"$OUT/i7-qwen.log" 2>&1 &
+B=$!
+wait $A; echo "issue7 llama rc=$?"; wait $B; echo "issue7 qwen-moe rc=$?"
+tail -c 2500 "$OUT/i7-llama.log"; tail -c 2500 "$OUT/i7-qwen.log"
+if [ "$(nvidia-smi --query-gpu=count --format=csv,noheader | head -1)" -ge 2 ]; then
+  echo "=== issue 11 (nccl GPU 0 -> GPU 1)"
+  timeout 240 python3 test/gpu/node_agents.py issue11 --node "$NODE" --out "$OUT" --step-ms 20000 --steps 16 >"$OUT/i11.log" 2>&1
+  echo "issue11 rc=$?"; tail -c 5000 "$OUT/i11.log"
+  echo "=== torch.distributed references"
+  timeout 100 python3 test/gpu/nccl_baseline.py "$OUT/nccl-baseline.json" --arch llama-10g --bucket-mib 256 >"$OUT/baseline.log" 2>&1
+  echo "baseline rc=$?"; tail -c 2500 "$OUT/baseline.log"
+fi
+mkdir -p "$OUT/logs"; for f in /tmp/sc7-*/*.log /tmp/sc11-*/*.log; do [ -f "$f" ] && tail -c 200000 "$f" >"$OUT/logs/$(basename "$(dirname "$f")")-$(basename "$f")"; done
+echo "done $(date -u +%FT%TZ)"
+} 2>&1 | tee "$OUT/log"

@@ -1,0 +1,458 @@
+// The agent's GPU path without a GPU: `cuda` staging slots, tcp over cuda and the `nccl`
+// transport, on the native addon's fake libcuda (host memory behind the same Node-API calls).
+// The fake libnccl completes one-rank communicators only, so two-rank broadcasts go through an
+// in-process fabric (test double of the Communicator) and the real fake library covers the
+// init deadline. This file opens the fake GPU in its own process (node --test runs one per file).
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { bucketCount, bucketRange } from '../../src/agent/bridge/buckets.ts';
+import type { EngineRank } from '../../src/agent/bridge/server.ts';
+import { loadConfig } from '../../src/agent/config.ts';
+import { type CudaAllocator, type CudaSlot, CudaStagingMemory } from '../../src/agent/memory/cuda.ts';
+import { CudaStagedTransport } from '../../src/agent/memory/cuda-tcp.ts';
+import { type Communicator, type NcclApi, NcclTransport } from '../../src/agent/transports/nccl.ts';
+import { ChunkPool } from '../../src/agent/transports/pool.ts';
+import { TcpTransport } from '../../src/agent/transports/tcp.ts';
+import type { ReceiverOutcome, Transport } from '../../src/agent/transports/types.ts';
+import { DEFAULT_ADDON_PATH } from '../../src/native/loader.ts';
+import { silentLogger } from '../../src/shared/log.ts';
+
+const BUILD = dirname(DEFAULT_ADDON_PATH);
+const FAKE_CUDA = join(BUILD, 'libseedcast_fake_cuda.so');
+const FAKE_NCCL = join(BUILD, 'libseedcast_fake_nccl.so');
+const skip = existsSync(FAKE_CUDA) || process.env.CI ? false : 'addon not built: run `npm run build:native`';
+
+// biome-ignore lint/suspicious/noExplicitAny: the addon's Gpu, loaded lazily
+let gpu: any;
+const BUCKET = 1 << 20;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
+}
+
+/** An engine rank over cuda slots: fills from `weights`, drains into `received`. */
+function fakeEngine(
+  memory: CudaStagingMemory,
+  weights: Buffer,
+  options: { fingerprint?: string; device?: number; loaded: boolean },
+): EngineRank & { received: Buffer; fills: number; drains: number } {
+  const device = options.device ?? 0;
+  const slots = [0, 1].map(
+    (slot) => memory.allocate({ rank: 0, slot, bytes: Math.min(BUCKET, weights.length), device }) as CudaSlot,
+  );
+  const received = Buffer.alloc(weights.length);
+  const engine = {
+    rank: 0,
+    ranks: 1,
+    fingerprint: options.fingerprint ?? 'a'.repeat(64),
+    totalBytes: weights.length,
+    bucketBytes: BUCKET,
+    buckets: bucketCount(weights.length, BUCKET),
+    slots,
+    state: options.loaded ? 'loaded' : 'empty',
+    received,
+    fills: 0,
+    drains: 0,
+    slot: (i: number) => slots[i] as CudaSlot,
+    async fill(bucket: number, slot: number): Promise<number> {
+      const r = bucketRange(weights.length, BUCKET, bucket);
+      await (slots[slot] as CudaSlot).buffer.copyFromHost(
+        weights.subarray(r.start, r.start + r.bytes) as never,
+        {
+          bytes: r.bytes,
+        },
+      );
+      engine.fills++;
+      return r.bytes;
+    },
+    async drain(bucket: number, slot: number): Promise<void> {
+      const r = bucketRange(weights.length, BUCKET, bucket);
+      const host = Buffer.alloc(r.bytes);
+      await (slots[slot] as CudaSlot).buffer.copyToHost(host as never, { bytes: r.bytes });
+      host.copy(received, r.start);
+      engine.drains++;
+    },
+  };
+  return engine as unknown as EngineRank & { received: Buffer; fills: number; drains: number };
+}
+
+function contexts(
+  seedEngine: EngineRank,
+  receivers: Array<{ pod: string; engine: EngineRank }>,
+  port: number,
+) {
+  const token = randomBytes(32);
+  const transfer = { namespace: 'default', name: 'wt-1', attempt: 0 };
+  const common = { transfer, token, stepTimeoutMs: 3000, deadline: Date.now() + 20_000, log: silentLogger() };
+  const seed = {
+    ...common,
+    self: { pod: 'seed', uid: 'u-seed' },
+    rank: 0,
+    engine: seedEngine,
+    receivers: receivers.map((r) => ({ pod: r.pod, uid: `u-${r.pod}` })),
+    host: '127.0.0.1',
+    port,
+    signal: new AbortController().signal,
+    onBytesSent: () => {},
+  };
+  const receiver = (r: { pod: string; engine: EngineRank }, uniqueId?: string, signal?: AbortSignal) => ({
+    ...common,
+    self: { pod: r.pod, uid: `u-${r.pod}` },
+    seed: { pod: 'seed', uid: 'u-seed' },
+    rank: 0,
+    engine: r.engine,
+    address: `127.0.0.1:${port}`,
+    ...(uniqueId === undefined ? {} : { uniqueId }),
+    signal: signal ?? new AbortController().signal,
+    onProgress: () => {},
+  });
+  return { seed, receiver };
+}
+
+/** An in-process NCCL: members of one unique id meet per broadcast; the root's bytes are copied to the others. */
+class Fabric implements NcclApi {
+  readonly groups = new Map<string, { nranks: number; joined: number; waiting: Array<() => void> }>();
+  readonly calls: Array<{ root: boolean; bytes: number }> = [];
+  corruptBucket: number | undefined;
+  #ids = 0;
+  #rounds = new Map<
+    string,
+    Array<{ src?: CudaSlot['buffer']; dsts: CudaSlot['buffer'][]; arrive: Array<() => void> }>
+  >();
+  aborted = 0;
+
+  async ncclUniqueId(): Promise<string> {
+    return Buffer.alloc(128, ++this.#ids).toString('base64');
+  }
+
+  async initCommunicator(o: {
+    uniqueId: string;
+    rank: number;
+    nranks: number;
+    timeoutMs: number;
+  }): Promise<Communicator> {
+    let group = this.groups.get(o.uniqueId);
+    if (group === undefined) {
+      group = { nranks: o.nranks, joined: 0, waiting: [] };
+      this.groups.set(o.uniqueId, group);
+    }
+    const g = group;
+    g.joined++;
+    if (g.joined === g.nranks) for (const w of g.waiting.splice(0)) w();
+    else {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(Object.assign(new Error('init timeout'), { code: 'SEEDCAST_ERR_NCCL_TIMEOUT' })),
+          o.timeoutMs,
+        );
+        g.waiting.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    let round = 0;
+    let abortedHere = false;
+    const abortWaiters: Array<() => void> = [];
+    const rounds = this.#rounds.get(o.uniqueId) ?? [];
+    this.#rounds.set(o.uniqueId, rounds);
+    return {
+      broadcast: async (entries, options) => {
+        const k = round++;
+        const entry = entries[0] as { buffer: CudaSlot['buffer']; bytes: number };
+        rounds[k] ??= { dsts: [], arrive: [] };
+        const r = rounds[k];
+        if (o.rank === options.root) r.src = entry.buffer;
+        else r.dsts.push(entry.buffer);
+        this.calls.push({ root: o.rank === options.root, bytes: entry.bytes });
+        const complete = r.dsts.length === g.nranks - 1 && r.src !== undefined;
+        if (complete) {
+          for (const d of r.dsts) {
+            const host = Buffer.alloc(entry.bytes);
+            await (r.src as CudaSlot['buffer']).copyToHost(host as never, { bytes: entry.bytes });
+            if (this.corruptBucket === k) host[7] = (host[7] as number) ^ 1;
+            await d.copyFromHost(host as never, { bytes: entry.bytes });
+          }
+          for (const a of r.arrive.splice(0)) a();
+        } else {
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(
+              () =>
+                reject(Object.assign(new Error('broadcast timeout'), { code: 'SEEDCAST_ERR_NCCL_TIMEOUT' })),
+              options.timeoutMs,
+            );
+            r.arrive.push(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+            abortWaiters.push(() => {
+              clearTimeout(timer);
+              reject(Object.assign(new Error('aborted'), { code: 'SEEDCAST_ERR_ABORTED' }));
+            });
+          });
+        }
+        if (abortedHere) throw Object.assign(new Error('aborted'), { code: 'SEEDCAST_ERR_ABORTED' });
+        return { bytes: entry.bytes, gpuMs: 0.1 };
+      },
+      abort: async () => {
+        abortedHere = true;
+        this.aborted++;
+        for (const w of abortWaiters.splice(0)) w();
+      },
+      close: async () => ({ aborted: false }),
+    };
+  }
+}
+
+describe('agent GPU path on the fake driver', { skip }, () => {
+  let memory: CudaStagingMemory;
+
+  before(async () => {
+    const native = await import('../../src/native/index.ts');
+    gpu = await native.Gpu.open({
+      config: native.nativeConfigFromEnv({
+        ...process.env,
+        SEEDCAST_CUDA_PATH: FAKE_CUDA,
+        SEEDCAST_NCCL_PATH: FAKE_NCCL,
+      }),
+      probe: false,
+    });
+    memory = await CudaStagingMemory.create({
+      allocator: gpu as CudaAllocator,
+      devices: [0],
+      bucketBytes: BUCKET,
+      slotsPerDevice: 6,
+    });
+  });
+  after(async () => {
+    await memory?.close();
+  });
+
+  it('lends pre-allocated device buffers with base64 IPC handles, checksums on the device, grows when exhausted', async () => {
+    const small = await CudaStagingMemory.create({
+      allocator: gpu as CudaAllocator,
+      devices: [0],
+      bucketBytes: 8192,
+      slotsPerDevice: 2,
+    });
+    const a = small.allocate({ rank: 0, slot: 0, bytes: 5000, device: 0 }) as CudaSlot;
+    const b = small.allocate({ rank: 0, slot: 1, bytes: 8192, device: 0 }) as CudaSlot;
+    const d = a.describe();
+    assert.equal(d.kind, 'cuda');
+    assert.equal(d.bytes, 5000);
+    assert.equal(Buffer.from((d as { ipcHandle: string }).ipcHandle, 'base64').length, 64);
+    assert.notEqual(
+      (d as { ipcHandle: string }).ipcHandle,
+      (b.describe() as { ipcHandle: string }).ipcHandle,
+    );
+    assert.throws(
+      () => small.allocate({ rank: 1, slot: 0, bytes: 10, device: 0 }),
+      /in use; one more is being allocated/,
+    );
+    assert.throws(
+      () => small.allocate({ rank: 1, slot: 0, bytes: 10, device: 3 }),
+      /no cuda staging on device 3/,
+    );
+    assert.throws(
+      () => small.allocate({ rank: 1, slot: 0, bytes: 9000, device: 0 }),
+      /exceeds the bucket size/,
+    );
+    const data = randomBytes(5000);
+    await a.buffer.copyFromHost(data as never, { bytes: 5000 });
+    const { sum32x2 } = await import('../../src/agent/checksum.ts');
+    assert.equal(await a.checksum(5000), sum32x2(data));
+    // tcp over cuda: device → pinned mirror → read(); write() → mirror → device
+    await a.toHost(5000);
+    const out = Buffer.alloc(5000);
+    assert.equal(a.read(out, 0, 5000), 5000);
+    assert.ok(out.equals(data));
+    assert.throws(() => b.write(data, 100), /no host mirror/);
+    await b.ensureMirror();
+    b.write(data, 100);
+    await b.fromHost(5100);
+    assert.equal(await b.checksum(5000, 100), sum32x2(data));
+    // returned buffers are lent again; the background allocation added one
+    a.close();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(small.stats()[0]?.total, 3);
+    const c = small.allocate({ rank: 1, slot: 0, bytes: 10, device: 0 });
+    assert.equal(c.kind, 'cuda');
+    c.close();
+    b.close();
+    await small.close();
+  });
+
+  it('runs the tcp transport over cuda slots (pinned mirrors), byte-exact', async () => {
+    const weights = randomBytes(3 * BUCKET + 12345);
+    const seed = fakeEngine(memory, weights, { loaded: true });
+    const recv = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const pool = new ChunkPool(256 << 10, 16);
+    const tcp = (): Transport =>
+      new CudaStagedTransport(new TcpTransport({ streams: 2, chunkBytes: 256 << 10, window: 4, pool }), {
+        verifyOnDevice: true,
+      });
+    const port = await freePort();
+    const ctx = contexts(seed, [{ pod: 'r1', engine: recv }], port);
+    const session = await tcp().serve(ctx.seed);
+    await tcp().receive(ctx.receiver({ pod: 'r1', engine: recv }));
+    const outcomes = await session.done;
+    assert.deepEqual(
+      outcomes.map((o) => o.outcome),
+      ['verified'],
+    );
+    assert.ok(recv.received.equals(weights));
+    assert.equal(seed.fills, 4);
+    for (const s of [...seed.slots, ...recv.slots]) s.close();
+  });
+
+  it('nccl: broadcasts buckets to two receivers, verifies device checksums before each drain', async () => {
+    const fabric = new Fabric();
+    const weights = randomBytes(5 * BUCKET + 999);
+    const seed = fakeEngine(memory, weights, { loaded: true });
+    const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const r2 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const stats: unknown[] = [];
+    const nccl = new NcclTransport({ api: fabric, onStats: (s) => stats.push(s) });
+    const port = await freePort();
+    const ctx = contexts(
+      seed,
+      [
+        { pod: 'r1', engine: r1 },
+        { pod: 'r2', engine: r2 },
+      ],
+      port,
+    );
+    const session = await nccl.serve(ctx.seed);
+    assert.equal(Buffer.from(session.uniqueId as string, 'base64').length, 128);
+    await Promise.all([
+      nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
+      nccl.receive(ctx.receiver({ pod: 'r2', engine: r2 }, session.uniqueId)),
+    ]);
+    const outcomes = await session.done;
+    assert.deepEqual(
+      outcomes.map((o: ReceiverOutcome) => o.outcome),
+      ['verified', 'verified'],
+    );
+    assert.ok(r1.received.equals(weights));
+    assert.ok(r2.received.equals(weights));
+    assert.equal(seed.fills, 6);
+    assert.equal(r1.drains, 6);
+    assert.equal(fabric.calls.length, 18); // 6 buckets × 3 ranks, one call per bucket each
+    assert.equal(stats.length, 3);
+    assert.equal((stats[0] as { nranks: number }).nranks, 3);
+    for (const s of [...seed.slots, ...r1.slots, ...r2.slots]) s.close();
+  });
+
+  it('nccl: a corrupted bucket fails the receiver (SEEDCAST_ERR_CHECKSUM) before it is drained', async () => {
+    const fabric = new Fabric();
+    fabric.corruptBucket = 1;
+    const weights = randomBytes(3 * BUCKET);
+    const seed = fakeEngine(memory, weights, { loaded: true });
+    const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const nccl = new NcclTransport({ api: fabric });
+    const port = await freePort();
+    const ctx = contexts(seed, [{ pod: 'r1', engine: r1 }], port);
+    const session = await nccl.serve(ctx.seed);
+    session.done.catch(() => {});
+    await assert.rejects(
+      nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
+      (err: Error & { code: string }) => {
+        assert.equal(err.code, 'SEEDCAST_ERR_CHECKSUM');
+        assert.match(err.message, /bucket 1 checksum/);
+        return true;
+      },
+    );
+    assert.ok(r1.drains <= 1, `drained ${r1.drains}`);
+    const outcome = await session.done.then(
+      (o) => o[0]?.outcome,
+      () => 'failed',
+    );
+    assert.equal(outcome, 'failed');
+    for (const s of [...seed.slots, ...r1.slots]) s.close();
+  });
+
+  it('nccl: a receiver lost mid-broadcast makes the seed abort at once, not at the deadline', async () => {
+    const fabric = new Fabric();
+    const weights = randomBytes(6 * BUCKET);
+    const seed = fakeEngine(memory, weights, { loaded: true });
+    const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    // The receiver's engine stalls on the second drain (a hung or dying process).
+    const drain = r1.drain.bind(r1);
+    const stalled = new AbortController();
+    (r1 as { drain: EngineRank['drain'] }).drain = async (bucket, slot, t) => {
+      if (bucket === 1) {
+        stalled.abort(new Error('receiver killed'));
+        await new Promise(() => {});
+      }
+      return drain(bucket, slot, t);
+    };
+    const nccl = new NcclTransport({ api: fabric });
+    const port = await freePort();
+    const ctx = contexts(seed, [{ pod: 'r1', engine: r1 }], port);
+    const session = await nccl.serve({ ...ctx.seed, stepTimeoutMs: 15_000 });
+    const receiving = nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId, stalled.signal));
+    receiving.catch(() => {});
+    const t0 = Date.now();
+    await assert.rejects(session.done);
+    const ms = Date.now() - t0;
+    assert.ok(ms < 5000, `seed gave up after ${ms} ms (step timeout 15 s)`);
+    assert.ok(fabric.aborted >= 1);
+    await assert.rejects(receiving);
+    for (const s of [...seed.slots, ...r1.slots]) s.close();
+  });
+
+  it('nccl over the fake libnccl: a member that never arrives fails init at its deadline on both sides', async () => {
+    const weights = randomBytes(BUCKET);
+    const seed = fakeEngine(memory, weights, { loaded: true });
+    const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    // The fake library's multi-rank communicators never meet (as if the peer were on an unreachable host).
+    const nccl = new NcclTransport({
+      api: {
+        ncclUniqueId: () => gpu.ncclUniqueId(),
+        initCommunicator: (o) => gpu.initCommunicator(o),
+      },
+    });
+    const port = await freePort();
+    const ctx = contexts(seed, [{ pod: 'r1', engine: r1 }], port);
+    const t0 = Date.now();
+    const session = await nccl.serve({ ...ctx.seed, stepTimeoutMs: 800 });
+    const [seedResult, recvResult] = await Promise.allSettled([
+      session.done,
+      nccl.receive({ ...ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId), stepTimeoutMs: 800 }),
+    ]);
+    assert.equal(seedResult.status, 'rejected');
+    assert.equal(recvResult.status, 'rejected');
+    assert.equal((seedResult as PromiseRejectedResult).reason.code, 'SEEDCAST_ERR_NCCL_TIMEOUT');
+    assert.ok(Date.now() - t0 < 5000);
+    assert.equal(seed.fills, 0, 'no bucket was filled before the communicator formed');
+    for (const s of [...seed.slots, ...r1.slots]) s.close();
+  });
+
+  it('refuses non-cuda slots for nccl with a clear message', async () => {
+    const nccl = new NcclTransport({ api: new Fabric() });
+    const host = { rank: 0, slots: [{ kind: 'host' }, { kind: 'host' }] } as unknown as EngineRank;
+    const ctx = contexts(host, [], await freePort());
+    await assert.rejects(nccl.serve(ctx.seed), /needs cuda staging slots/);
+  });
+
+  it('parses the GPU settings', () => {
+    const base = { 'pod-name': 'p', namespace: 'n', 'pod-uid': 'u', 'pod-ip': '127.0.0.1' };
+    const config = loadConfig(base, {});
+    assert.equal(config.gpu, 'auto');
+    assert.equal(config.cudaDevices, 'all');
+    assert.equal(config.cudaSlotsPerDevice, 2);
+    assert.equal(loadConfig({ ...base, gpu: 'on', 'cuda-devices': '0,1' }, {}).cudaDevices, '0,1');
+    assert.throws(() => loadConfig({ ...base, 'cuda-devices': 'x' }, {}), /SEEDCAST_CUDA_DEVICES/);
+    assert.throws(() => loadConfig({ ...base, gpu: 'maybe' }, {}), /SEEDCAST_GPU/);
+  });
+});
