@@ -14,9 +14,9 @@ import { Resources } from '../../src/shared/kube.ts';
 import { createLogger } from '../../src/shared/log.ts';
 import { useCluster } from '../support/cluster.ts';
 
-const fixture = useCluster({ nodes: 4, gpusPerNode: 8 });
+const fixture = useCluster({ nodes: 4, gpusPerNode: 8, metrics: true });
 
-test('HPA-style scale-out 1 → 4 → 2: one cold load, one warm group, verified before Ready, seed kept', async (t) => {
+test('HPA scale-out 1 → 4 → 2: one cold load, one warm group, verified before Ready, seed kept', async (t) => {
   const cluster = await fixture.ready();
   const namespace = await fixture.namespace(t, 'e2e');
   const workDir = await mkdtemp(join(tmpdir(), 'sc-e2e-'));
@@ -29,14 +29,20 @@ test('HPA-style scale-out 1 → 4 → 2: one cold load, one warm group, verified
     bytesPerRank: '32MiB',
     coldLoadMs: 1000,
     batchWindowSeconds: 3,
+    // The real HPA on the InferenceDeployment's /scale, fed by metrics-server reading KWOK's
+    // simulated pod CPU; the load knob spreads a total over the Ready pods.
+    driver: 'hpa',
+    hpa: { min: 1, max: 4, targetMilliCpu: 500 },
     log: createLogger({ name: 'e2e', level: process.env.SEEDCAST_LOG_LEVEL ?? 'warn' }),
   });
   t.after(() => scenario.tearDown());
 
   await scenario.setUp();
+  await scenario.setLoad(200);
   await scenario.waitForReady(1, 180_000);
-  await scenario.scaleTo(4);
-  await scenario.waitForReady(4, 180_000);
+  await scenario.setLoad(4000); // well above what 4 replicas carry: one jump to max
+  await scenario.waitForReady(4, 240_000);
+  assert.equal((await scenario.hpaStatus()).desiredReplicas, 4, 'HPA decided the scale-up');
 
   const afterScaleUp = scenario.summary();
   assert.equal(afterScaleUp.coldStarts, 1, 'exactly one pod loads from storage');
@@ -54,8 +60,8 @@ test('HPA-style scale-out 1 → 4 → 2: one cold load, one warm group, verified
     );
   }
 
-  await scenario.scaleTo(2);
-  await scenario.waitForReady(2, 120_000);
+  await scenario.setLoad(800); // 2 × 400m under a 500m target
+  await scenario.waitForReady(2, 240_000);
   const remaining = scenario.observer.current().map((p) => p.name);
   const pods = await cluster.client.list<{
     metadata: { name: string; annotations?: Record<string, string> };

@@ -36,6 +36,8 @@ export interface TestCluster {
 export interface StartOptions {
   nodes?: number;
   gpusPerNode?: number;
+  /** Also start metrics-server (for HPA tests). */
+  metrics?: boolean;
 }
 
 /**
@@ -61,7 +63,13 @@ export async function startCluster(options: StartOptions = {}): Promise<TestClus
     if (!quiet) process.stderr.write(`[test-cluster] ${line}\n`);
   };
   try {
-    const state = await up({ dir, nodes: options.nodes ?? 2, gpusPerNode: options.gpusPerNode ?? 8, log });
+    const state = await up({
+      dir,
+      nodes: options.nodes ?? 2,
+      gpusPerNode: options.gpusPerNode ?? 8,
+      metrics: options.metrics ?? false,
+      log,
+    });
     const client = await KubeClient.create({ kubeconfig: state.kubeconfig });
     // If the test process ends without `stop()` (a crash, a cancelled run), take the cluster
     // along: the components run detached and would otherwise outlive it.
