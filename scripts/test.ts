@@ -19,6 +19,7 @@ const SUITES: Array<{ name: string; dirs: string[] }> = [
   { name: 'agent', dirs: ['test/agent'] },
   { name: 'integration', dirs: ['test/integration'] },
   { name: 'e2e', dirs: ['test/e2e'] },
+  { name: 'faults', dirs: ['test/faults'] },
 ];
 
 function testFiles(dir: string): string[] {

@@ -128,6 +128,11 @@ export class PodRunner {
     return this.#running.get(`${namespace}/${name}`)?.dir;
   }
 
+  /** The processes started for a running pod's containers (fault injection, leak checks). */
+  processes(namespace: string, name: string): Array<{ container: string; child: ChildProcess }> {
+    return [...(this.#running.get(`${namespace}/${name}`)?.processes ?? [])];
+  }
+
   /** Pods currently running, by `namespace/name`. */
   get running(): string[] {
     return [...this.#running.keys()];
