@@ -1,7 +1,8 @@
 // `seedcast demo`: the README's main job. Starts a dev cluster (building it from source the
 // first time), installs seedcast with Helm, applies a WeightSource and an InferenceDeployment
-// (TP=2, fixture engine), scales 1 → 4 → 2 and prints a live view, then a timeline per pod and
-// the totals. Cleans up after itself.
+// (TP=2, fixture engine), lets the real HPA scale it 1 → 4 → 2 (metrics-server reading KWOK's
+// simulated pod CPU, driven by a load knob) with a live view, then a timeline per pod and the
+// totals. Cleans up after itself.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +39,14 @@ const options = z.object({
   keep: z.boolean(),
   logLevel: z.string(),
 });
+
+/** The HPA's per-pod CPU target; the load knob spreads a total over the Ready pods. */
+const TARGET_MILLI_CPU = 500;
+
+/** A total load under which the HPA settles at `replicas` (well above the max: one jump). */
+function loadFor(replicas: number, max: number): number {
+  return replicas === max ? max * 2 * TARGET_MILLI_CPU : Math.round(replicas * 0.8 * TARGET_MILLI_CPU);
+}
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -95,10 +104,16 @@ export async function run(argv: string[]): Promise<number> {
   process.once('SIGTERM', interrupted);
   try {
     say(
-      '▶ starting a local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK)',
+      '▶ starting a local Kubernetes control plane (etcd, kube-apiserver, controller-manager, scheduler, KWOK, metrics-server)',
     );
     const t0 = Date.now();
-    const state = await up({ dir: clusterDir, nodes: 4, gpusPerNode: 8, log: (line) => say(`  ${line}`) });
+    const state = await up({
+      dir: clusterDir,
+      nodes: 4,
+      gpusPerNode: 8,
+      metrics: true,
+      log: (line) => say(`  ${line}`),
+    });
     say(`  ready in ${((Date.now() - t0) / 1000).toFixed(1)} s — kubeconfig: ${state.kubeconfig}`);
     kube = await KubeClient.create({ kubeconfig: state.kubeconfig });
     scenario = new ScaleOutScenario({
@@ -107,19 +122,28 @@ export async function run(argv: string[]): Promise<number> {
       namespace: 'demo',
       workDir,
       bytesPerRank: config.bytesPerRank,
+      driver: 'hpa',
+      hpa: { min: 1, max: Math.max(...config.steps), targetMilliCpu: TARGET_MILLI_CPU },
       log,
     });
     const view = new LiveView(scenario.observer, scenario.startedAt, say);
     say(
-      '▶ helm install seedcast; apply WeightSource "tiny" (TP=2) and InferenceDeployment "tiny" (1 replica)',
+      '▶ helm install seedcast; apply WeightSource "tiny" (TP=2), InferenceDeployment "tiny" and an HPA on its /scale',
     );
     await scenario.setUp();
     view.start();
+    const max = Math.max(...config.steps);
     for (const [i, replicas] of config.steps.entries()) {
-      if (i > 0) {
-        say(`▶ scale to ${replicas} replicas (PATCH /scale, as HPA does)`);
-        await scenario.scaleTo(replicas);
+      const load = loadFor(replicas, max);
+      if (i > 0 && replicas < config.steps[i - 1]!) {
+        say('  waiting until metrics-server reports every pod (the HPA needs their samples to scale in)');
+        await scenario.waitForPodMetrics(120_000);
       }
+      await scenario.setLoad(load);
+      if (i > 0)
+        say(
+          `▶ load → ${load}m CPU in total: the HPA (target ${TARGET_MILLI_CPU}m per pod) scales to ${replicas}`,
+        );
       await scenario.waitForReady(replicas, 300_000);
       say(`  ${replicas} replica(s) Ready`);
     }

@@ -296,6 +296,30 @@ export class ScaleOutScenario {
     );
   }
 
+  /**
+   * Waits until metrics-server reports every current pod. The HPA computes with stale or
+   * missing samples right after a scale-up; lowering the load before the new pods have metrics
+   * makes it overshoot downwards (4 → 1 → 2 instead of 4 → 2).
+   */
+  async waitForPodMetrics(timeoutMs: number): Promise<void> {
+    const { kube, namespace } = this.options;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const metrics = await kube
+        .request<{ items: Array<{ metadata: { name: string } }> }>(
+          'GET',
+          `/apis/metrics.k8s.io/v1beta1/namespaces/${namespace}/pods`,
+        )
+        .catch(() => ({ items: [] }));
+      const reported = new Set(metrics.items.map((m) => m.metadata.name));
+      if (this.observer.current().every((p) => reported.has(p.name))) return;
+      if (Date.now() > deadline) {
+        throw new SeedcastError('SEEDCAST_ERR_TIMEOUT', `pod metrics not reported within ${timeoutMs} ms`);
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
   summary(): ScaleOutSummary {
     return summarize([...this.observer.pods.values()], this.observer.transfers);
   }

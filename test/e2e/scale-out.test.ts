@@ -60,6 +60,7 @@ test('HPA scale-out 1 → 4 → 2: one cold load, one warm group, verified befor
     );
   }
 
+  await scenario.waitForPodMetrics(120_000);
   await scenario.setLoad(800); // 2 × 400m under a 500m target
   await scenario.waitForReady(2, 240_000);
   const remaining = scenario.observer.current().map((p) => p.name);
