@@ -3,12 +3,26 @@ import { parseArgs } from 'node:util';
 import { startAgent } from '../agent/agent.ts';
 import { LocalStatusSink, LocalTransferSource } from '../agent/cluster/local.ts';
 import { configHelp, loadConfig, SETTINGS } from '../agent/config.ts';
+import { installAgent, runEngine, splitExec } from '../agent/incontainer.ts';
 import { openGpuExtras } from '../agent/memory/cuda-setup.ts';
 import { errorMessage } from '../shared/errors.ts';
 import type { KubeClient } from '../shared/kube.ts';
 import { createLogger } from '../shared/log.ts';
 
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === 'install') return install(argv.slice(1));
+  // In-container mode: `seedcast agent [options] --exec -- <engine command…>`.
+  let engineCommand: string[] | undefined;
+  if (argv.includes('--exec')) {
+    try {
+      const split = splitExec(argv);
+      argv = split.agentArgs;
+      engineCommand = split.engine;
+    } catch (err) {
+      process.stderr.write(`seedcast agent: ${errorMessage(err)}\n`);
+      return 2;
+    }
+  }
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
   };
@@ -68,13 +82,38 @@ export async function run(argv: string[]): Promise<number> {
     log,
     ...(gpu === undefined ? {} : { memory: gpu.memory, transports: gpu.transports }),
   });
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', () => resolve());
-    process.once('SIGINT', () => resolve());
-  });
+  let code = 0;
+  if (engineCommand !== undefined) {
+    // The engine is the container's main process in spirit: its exit ends the agent too.
+    const engine = runEngine(engineCommand);
+    log.info({ engine: engineCommand[0], pid: engine.child.pid }, 'engine started under the agent');
+    code = await engine.exited;
+    log.info({ code }, 'engine exited');
+  } else {
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', () => resolve());
+      process.once('SIGINT', () => resolve());
+    });
+  }
   log.info('shutting down');
   await agent.close();
   await gpu?.close();
   await client?.close();
-  return 0;
+  return code;
+}
+
+async function install(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { dest: { type: 'string' } } });
+  if (values.dest === undefined) {
+    process.stderr.write('usage: seedcast agent install --dest DIR\n');
+    return 2;
+  }
+  try {
+    const launcher = await installAgent(values.dest);
+    process.stdout.write(`installed the seedcast agent: ${launcher}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`seedcast agent install: ${errorMessage(err)}\n`);
+    return 1;
+  }
 }
