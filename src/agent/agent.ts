@@ -53,7 +53,31 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   for (const extra of deps.transports ?? []) transports.set(extra.name, extra);
 
   let announced = '';
+  let announceRetryMs = 1000;
   let runner: TransferRunner | undefined;
+  // Announces the pod's fingerprint once every rank registered. A failed write is retried (the API
+  // server may be away for a while): without the announcement the pod would never be served.
+  const announce = (): void => {
+    const engine = bridge.engine();
+    if (engine === undefined || engine.podFingerprint === announced) return;
+    announced = engine.podFingerprint;
+    const annotations = {
+      [Annotations.fingerprint]: engine.podFingerprint,
+      [Annotations.agentEndpoint]: `${config.podIp}:${httpPort}`,
+    };
+    deps.sink.announce(annotations).then(
+      () => {
+        announceRetryMs = 1000;
+        log.info({ fingerprint: engine.podFingerprint, ranks: engine.ranks.length }, 'announced on the pod');
+      },
+      (err) => {
+        log.error({ err: errorMessage(err), retryInMs: announceRetryMs }, 'announcing on the pod failed');
+        announced = '';
+        setTimeout(announce, announceRetryMs).unref();
+        announceRetryMs = Math.min(announceRetryMs * 2, 30_000);
+      },
+    );
+  };
   const bridge: BridgeServer = new BridgeServer({
     socketPath: config.socketPath,
     bucketBytes: config.bucketBytes,
@@ -64,24 +88,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     },
     onChange: () => {
       runner?.engineChanged();
-      const engine = bridge.engine();
-      if (engine === undefined || engine.podFingerprint === announced) return;
-      announced = engine.podFingerprint;
-      const annotations = {
-        [Annotations.fingerprint]: engine.podFingerprint,
-        [Annotations.agentEndpoint]: `${config.podIp}:${httpPort}`,
-      };
-      deps.sink.announce(annotations).then(
-        () =>
-          log.info(
-            { fingerprint: engine.podFingerprint, ranks: engine.ranks.length },
-            'announced on the pod',
-          ),
-        (err) => {
-          log.error({ err: errorMessage(err) }, 'announcing on the pod failed');
-          announced = '';
-        },
-      );
+      announce();
     },
   });
   runner = new TransferRunner({

