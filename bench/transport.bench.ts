@@ -18,6 +18,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { connect } from 'node:net';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { FrameConnection } from '../src/agent/bridge/connection.ts';
@@ -311,6 +312,7 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       cpu: Map<string, number>;
       busiest: Map<string, { name: string; seconds: number }>;
     }> = [];
+    const loadBefore = loadavg()[0] as number;
     for (let round = 0; round < rounds; round++) {
       // The baseline first, with the engines idle, then the agent path, back to back.
       const baseline = await socketCopy(total);
@@ -448,6 +450,12 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       baseline: { name: 'plain socket copy, same bound', value: 1 / baselineBusiest, unit: 'GB/s' },
       ratio: baselineBusiest / worst.perGb,
       notes: `what a host with a free core per busy thread could reach, from CPU time not wall time: busiest ${worst.name} (${worst.perGb.toFixed(3)} s/GB) vs the plain copy's busiest thread (${baselineBusiest.toFixed(3)} s/GB, Node start-up included); not a throughput measurement`,
+    });
+    figures.push({
+      name: 'machine load average (1 min) at the start / end of the rounds',
+      value: loadavg()[0] as number,
+      unit: 'load',
+      notes: `${loadBefore.toFixed(2)} → ${(loadavg()[0] as number).toFixed(2)} on ${cpus().length} CPUs (others' work on a shared machine shows here)`,
     });
     for (const [name, bytes] of peak) {
       figures.push({
