@@ -2,6 +2,8 @@
 # Node agents on the GPU (issues 7 and 11), run ON the lent nvidia-h200-x2 machine in one call:
 #   run(kind "nvidia-h200-x2", command "bash test/gpu/run-agents.sh",
 #       carry [".carry", "native/build/Release"])
+#   PART=nccl bash test/gpu/run-agents.sh: issue 11's bandwidth only (agent-only microbenchmark,
+#   issue 11 end to end, torch references), ~3-5 minutes.
 # Prepare: npm run build:native; .carry/node.xz as in docs/native.md; and the agent's dependencies:
 #   tar cf .carry/agent-nm.tar node_modules/{zod,pino,@pinojs/redact,atomic-sleep,on-exit-leak-free,\
 #     pino-abstract-transport,pino-std-serializers,process-warning,quick-format-unescaped,real-require,\
@@ -36,6 +38,27 @@ check() { timeout 30 "$NODE" --input-type=module -e "await import('./src/agent/a
 # (test/gpu/.fallback.tar: committed versions of files others were editing, made just before the call.)
 if [ -f test/gpu/.fallback.tar ]; then echo "using committed versions of $(tar tf test/gpu/.fallback.tar | grep -v '/$' | tr '\n' ' ')"; tar xf test/gpu/.fallback.tar; fi
 check && echo "agent loads" || echo "AGENT DOES NOT LOAD"
+if [ "${PART:-all}" = nccl ]; then
+  # issue 11's bandwidth only: (a) the agent-only microbenchmark (NcclTransport between two Node
+  # processes, pre-filled slots, no engine), (b) issue 11 end to end with the wire ring, (c) the
+  # torch references. Every step time-boxed; the whole part stays under ~5 minutes.
+  echo "=== agent-only nccl transport microbenchmark (no engine)"
+  B="$OUT/bench"; mkdir -p "$B"
+  CUDA_VISIBLE_DEVICES=0,1 timeout 90 "$NODE" test/gpu/nccl-agent-bench.ts seed "$B" >"$B/seed.log" 2>&1 &
+  S=$!
+  CUDA_VISIBLE_DEVICES=1,0 timeout 90 "$NODE" test/gpu/nccl-agent-bench.ts receiver "$B" >"$B/receiver.log" 2>&1
+  echo "receiver rc=$?"; wait $S; echo "seed rc=$?"
+  cut -c1-700 "$B/seed.log" | tail -n 12; tail -c 1500 "$B/receiver.log"
+  echo "=== issue 11 end to end (engines, wire ring), all GPUs visible"
+  timeout 150 python3 test/gpu/node_agents.py issue11 --all-visible --node "$NODE" --out "$OUT" --step-ms 20000 --steps 8 >"$OUT/i11v.log" 2>&1
+  echo "rc=$?"; tail -c 4000 "$OUT/i11v.log"
+  echo "=== torch.distributed references"
+  timeout 75 python3 test/gpu/nccl_baseline.py "$OUT/nccl-baseline.json" >"$OUT/baseline.log" 2>&1
+  echo "baseline rc=$?"; tail -c 1200 "$OUT/baseline.log"
+  mkdir -p "$OUT/logs"; for f in /tmp/sc11-*/*agent.log; do [ -f "$f" ] && tail -c 60000 "$f" >"$OUT/logs/$(basename "$f")"; done
+  echo "done $(date -u +%FT%TZ)"
+  exit 0
+fi
 if [ "${PART:-all}" = visible ]; then
   # issue 11 again with both GPUs visible to every process (NVLink P2P possible), then the references.
   echo "=== issue 11, all GPUs visible"

@@ -14,7 +14,12 @@ import type { EngineRank } from '../../src/agent/bridge/server.ts';
 import { loadConfig } from '../../src/agent/config.ts';
 import { type CudaAllocator, type CudaSlot, CudaStagingMemory } from '../../src/agent/memory/cuda.ts';
 import { CudaStagedTransport } from '../../src/agent/memory/cuda-tcp.ts';
-import { type Communicator, type NcclApi, NcclTransport } from '../../src/agent/transports/nccl.ts';
+import {
+  type Communicator,
+  type NcclApi,
+  NcclTransport,
+  type WireBuffer,
+} from '../../src/agent/transports/nccl.ts';
 import { ChunkPool } from '../../src/agent/transports/pool.ts';
 import { TcpTransport } from '../../src/agent/transports/tcp.ts';
 import type { ReceiverOutcome, Transport } from '../../src/agent/transports/types.ts';
@@ -407,6 +412,132 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     const ms = Date.now() - t0;
     assert.ok(ms < 5000, `seed gave up after ${ms} ms (step timeout 15 s)`);
     assert.ok(fabric.aborted >= 1);
+    await assert.rejects(receiving);
+    for (const s of [...seed.slots, ...r1.slots]) s.close();
+  });
+
+  /** The wire ring on the fake driver: counts what it allocated and freed. */
+  function wireRing(count: number) {
+    const ring = { allocated: 0, freed: 0 };
+    return {
+      ring,
+      options: {
+        wireBuffers: count,
+        allocate: async (device: number, bytes: number): Promise<WireBuffer> => {
+          const b = await gpu.allocDevice(device, bytes);
+          ring.allocated++;
+          const free = b.free.bind(b);
+          b.free = async () => {
+            ring.freed++;
+            await free();
+          };
+          return b as WireBuffer;
+        },
+      },
+    };
+  }
+
+  it('nccl with a wire ring: two receivers, every bucket verified, slots handed back before the broadcast', async () => {
+    const fabric = new Fabric();
+    const weights = randomBytes(7 * BUCKET + 12345);
+    const seed = fakeEngine(memory, weights, { loaded: true });
+    const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const r2 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const stats: Array<{ wireBuffers: number; role: string }> = [];
+    const { ring, options } = wireRing(3);
+    const nccl = new NcclTransport({ api: fabric, ...options, onStats: (s) => stats.push(s) });
+    const port = await freePort();
+    const ctx = contexts(
+      seed,
+      [
+        { pod: 'r1', engine: r1 },
+        { pod: 'r2', engine: r2 },
+      ],
+      port,
+    );
+    const session = await nccl.serve(ctx.seed);
+    await Promise.all([
+      nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
+      nccl.receive(ctx.receiver({ pod: 'r2', engine: r2 }, session.uniqueId)),
+    ]);
+    const outcomes = await session.done;
+    assert.deepEqual(
+      outcomes.map((o: ReceiverOutcome) => o.outcome),
+      ['verified', 'verified'],
+    );
+    assert.ok(r1.received.equals(weights));
+    assert.ok(r2.received.equals(weights));
+    assert.equal(seed.fills, 8);
+    assert.equal(r1.drains, 8);
+    assert.equal(r2.drains, 8);
+    assert.equal(fabric.calls.length, 24);
+    assert.deepEqual(
+      stats.map((s) => s.wireBuffers),
+      [3, 3, 3],
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(ring.allocated, 9);
+    assert.equal(ring.freed, 9);
+    for (const s of [...seed.slots, ...r1.slots, ...r2.slots]) s.close();
+  });
+
+  it('nccl with a wire ring: a corrupted bucket never reaches the engine (SEEDCAST_ERR_CHECKSUM)', async () => {
+    const fabric = new Fabric();
+    fabric.corruptBucket = 2;
+    const weights = randomBytes(5 * BUCKET);
+    const seed = fakeEngine(memory, weights, { loaded: true });
+    const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const { ring, options } = wireRing(4);
+    const nccl = new NcclTransport({ api: fabric, ...options });
+    const port = await freePort();
+    const ctx = contexts(seed, [{ pod: 'r1', engine: r1 }], port);
+    const session = await nccl.serve(ctx.seed);
+    session.done.catch(() => {});
+    await assert.rejects(
+      nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
+      (err: Error & { code: string }) => {
+        assert.equal(err.code, 'SEEDCAST_ERR_CHECKSUM');
+        assert.match(err.message, /bucket 2 checksum/);
+        return true;
+      },
+    );
+    assert.ok(r1.drains <= 2, `drained ${r1.drains}`);
+    // bucket 2's bytes never reached the engine's memory
+    const r = bucketRange(weights.length, BUCKET, 2);
+    assert.ok(
+      !r1.received.subarray(r.start, r.start + r.bytes).equals(weights.subarray(r.start, r.start + r.bytes)),
+    );
+    await session.done.catch(() => {});
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(ring.freed, ring.allocated);
+    for (const s of [...seed.slots, ...r1.slots]) s.close();
+  });
+
+  it('nccl with a wire ring: a receiver lost mid-broadcast makes the seed abort at once', async () => {
+    const fabric = new Fabric();
+    const weights = randomBytes(8 * BUCKET);
+    const seed = fakeEngine(memory, weights, { loaded: true });
+    const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const drain = r1.drain.bind(r1);
+    const stalled = new AbortController();
+    (r1 as { drain: EngineRank['drain'] }).drain = async (bucket, slot, t) => {
+      if (bucket === 1) {
+        stalled.abort(new Error('receiver killed'));
+        await new Promise(() => {});
+      }
+      return drain(bucket, slot, t);
+    };
+    const { options } = wireRing(2);
+    const nccl = new NcclTransport({ api: fabric, ...options });
+    const port = await freePort();
+    const ctx = contexts(seed, [{ pod: 'r1', engine: r1 }], port);
+    const session = await nccl.serve({ ...ctx.seed, stepTimeoutMs: 15_000 });
+    const receiving = nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId, stalled.signal));
+    receiving.catch(() => {});
+    const t0 = Date.now();
+    await assert.rejects(session.done);
+    const ms = Date.now() - t0;
+    assert.ok(ms < 5000, `seed gave up after ${ms} ms (step timeout 15 s)`);
     await assert.rejects(receiving);
     for (const s of [...seed.slots, ...r1.slots]) s.close();
   });

@@ -6,7 +6,13 @@ import { existsSync } from 'node:fs';
 import { errorMessage } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { AgentConfig } from '../config.ts';
-import { type Communicator, type NcclRankStats, NcclTransport } from '../transports/nccl.ts';
+import {
+  type Communicator,
+  DEFAULT_WIRE_BUFFERS,
+  type NcclRankStats,
+  NcclTransport,
+  type WireBuffer,
+} from '../transports/nccl.ts';
 import type { Transport } from '../transports/types.ts';
 import { type CudaAllocator, CudaStagingMemory } from './cuda.ts';
 import type { StagingMemory } from './types.ts';
@@ -49,6 +55,10 @@ export async function openGpuExtras(
     if (gpu.nccl.ok) {
       transports.push(
         new NcclTransport({
+          // The wire ring (see NcclTransportOptions.allocate): SEEDCAST_NCCL_WIRE_BUFFERS per rank
+          // and transfer, each of bucket-bytes, allocated for the transfer and freed after it.
+          allocate: async (device, bytes) => (await gpu.allocDevice(device, bytes)) as unknown as WireBuffer,
+          wireBuffers: wireBuffersFrom(env),
           api: {
             ncclUniqueId: () => gpu.ncclUniqueId(),
             initCommunicator: async (options) =>
@@ -70,4 +80,14 @@ export async function openGpuExtras(
     log.warn({ err: errorMessage(err) }, 'GPU not usable: host staging only');
     return undefined;
   }
+}
+
+/** SEEDCAST_NCCL_WIRE_BUFFERS: wire buffers per rank for the nccl transport (0 = off). */
+export function wireBuffersFrom(env: NodeJS.ProcessEnv): number {
+  const raw = env.SEEDCAST_NCCL_WIRE_BUFFERS;
+  if (raw === undefined || raw === '') return DEFAULT_WIRE_BUFFERS;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 64)
+    throw new Error(`SEEDCAST_NCCL_WIRE_BUFFERS must be an integer 0…64, got ${raw}`);
+  return n;
 }

@@ -47,6 +47,8 @@ import type {
 
 const V = PEER_PROTOCOL_VERSION;
 const PING_INTERVAL_MS = 2000;
+/** Wire buffers per rank when the agent does not say (SEEDCAST_NCCL_WIRE_BUFFERS). */
+export const DEFAULT_WIRE_BUFFERS = 4;
 
 /** Seed → receiver after the rendezvous: your rank in the communicator and its size. */
 const join = z.object({
@@ -101,6 +103,9 @@ export interface NcclRankStats {
   /** Seed: waiting for engine fills; receiver: waiting for drains before a slot could be reused. */
   engineWaitMs: number;
   checksumMs: number;
+  /** Wire buffers used (0: broadcast from/into the engine's slots) and time in slot ↔ wire copies. */
+  wireBuffers: number;
+  copyMs: number;
   teardownMs: number;
   teardownAborted: boolean;
   totalMs: number;
@@ -108,8 +113,49 @@ export interface NcclRankStats {
 
 export interface NcclTransportOptions {
   api: NcclApi;
+  /**
+   * Allocates the transport's own "wire" buffers on a device (the addon's allocDevice). With it and
+   * `wireBuffers` ≥ 1, buckets go through a ring of agent-owned buffers: the seed copies each filled
+   * engine slot into a wire buffer (device → device, ~0.1 ms per 256 MiB) and hands the slot back to
+   * the engine at once; the receiver broadcasts into wire buffers and copies into the engine's slot
+   * only after the checksum matched. The engine's two slots then never wait on the wire, and up to
+   * `wireBuffers` buckets are in flight between the GPUs. Without it, buckets are broadcast from and
+   * into the engine's slots directly (two in flight, lock-step with fill/drain).
+   */
+  allocate?: (device: number, bytes: number) => Promise<WireBuffer>;
+  /** Wire buffers per rank and transfer (memory: this × bucket bytes on each side). 0 = off. */
+  wireBuffers?: number;
   onRefused?: (reason: string) => void;
   onStats?: (stats: NcclRankStats) => void;
+}
+
+/** An agent-owned device buffer of the wire ring (a DeviceBuffer of the addon). */
+export interface WireBuffer {
+  readonly device: number;
+  readonly bytes: number;
+  checksum(offset?: number, bytes?: number): Promise<string>;
+  copyFromDevice(
+    src: WireBuffer | CudaSlot['buffer'],
+    options: { srcOffset?: number; dstOffset?: number; bytes?: number },
+  ): Promise<unknown>;
+  free(): Promise<void>;
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve: (value: T) => void = () => {};
+  let reject: (err: unknown) => void = () => {};
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
 }
 
 /** Reads control frames (no chunk frames ever travel on this transport). */
@@ -356,6 +402,7 @@ export class NcclTransport implements Transport {
         for (const p of peers.values()) if (p.alive) p.send({ v: V, type: 'ping' });
       }, PING_INTERVAL_MS);
       const t0 = performance.now();
+      let ring: WireBuffer[] = [];
       const stats: NcclRankStats = {
         role: 'seed',
         rank: ctx.rank,
@@ -368,6 +415,8 @@ export class NcclTransport implements Transport {
         broadcastSpanMs: 0,
         engineWaitMs: 0,
         checksumMs: 0,
+        wireBuffers: 0,
+        copyMs: 0,
         teardownMs: 0,
         teardownAborted: false,
         totalMs: 0,
@@ -402,6 +451,7 @@ export class NcclTransport implements Transport {
           { receivers: live.map((p) => p.pod), nranks, device },
           'rendezvous complete, forming the communicator',
         );
+        const ringing = this.#ring(device, ctx.engine.bucketBytes, ctx.engine.buckets, log);
         const tInit = performance.now();
         const initTimeout = callTimeout(ctx);
         const initing = this.#options.api.initCommunicator({
@@ -420,9 +470,16 @@ export class NcclTransport implements Transport {
         );
         comm = await Promise.race([initing, aborted]);
         stats.initMs = performance.now() - tInit;
+        ring = await ringing;
+        stats.wireBuffers = ring.length;
         if (!live.some((p) => p.alive))
           throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'every receiver was lost');
-        await Promise.race([this.#broadcastAll(ctx, comm, slots, live, stats, abort.signal), aborted]);
+        await Promise.race([
+          ring.length > 0
+            ? this.#broadcastRing(ctx, comm, slots, ring, live, stats, abort.signal, aborted)
+            : this.#broadcastAll(ctx, comm, slots, live, stats, abort.signal),
+          aborted,
+        ]);
         await Promise.race([
           Promise.all(live.map((p) => p.waitResult())),
           aborted,
@@ -467,6 +524,8 @@ export class NcclTransport implements Transport {
         this.#options.onStats?.(stats);
         throw failure;
       } finally {
+        // After close/abort: no NCCL call can still touch the wire buffers.
+        for (const w of ring) void w.free().catch(() => {});
         clearTimeout(deadline);
         clearInterval(pinger);
         ctx.signal.removeEventListener('abort', onAbort);
@@ -475,6 +534,127 @@ export class NcclTransport implements Transport {
       }
     })();
     return { address: `${ctx.host}:${ctx.port}`, uniqueId, done };
+  }
+
+  /** The wire ring for one rank's transfer ([] when off or when the memory is not there). */
+  async #ring(
+    device: number,
+    bucketBytes: number,
+    buckets: number,
+    log: SeedRankContext['log'],
+  ): Promise<WireBuffer[]> {
+    const allocate = this.#options.allocate;
+    const count = Math.min(this.#options.wireBuffers ?? DEFAULT_WIRE_BUFFERS, buckets);
+    if (allocate === undefined || count < 1) return [];
+    const ring: WireBuffer[] = [];
+    try {
+      for (let i = 0; i < count; i++) ring.push(await allocate(device, bucketBytes));
+      return ring;
+    } catch (err) {
+      for (const w of ring) void w.free().catch(() => {});
+      log.warn(
+        { err: errorMessage(err), device, wireBuffers: count, bucketBytes },
+        'no memory for the nccl wire buffers: broadcasting from the engine slots directly',
+      );
+      return [];
+    }
+  }
+
+  /**
+   * Seed with a wire ring: a producer copies each filled slot into wire buffer `b mod K` (once
+   * bucket b−K left it), returns the slot to the engine and checksums the wire buffer; the
+   * broadcast loop sends bucket after bucket as soon as each is staged, without waiting for fills.
+   */
+  async #broadcastRing(
+    ctx: SeedRankContext,
+    comm: Communicator,
+    slots: CudaSlot[],
+    ring: WireBuffer[],
+    peers: Peer[],
+    stats: NcclRankStats,
+    signal: AbortSignal,
+    aborted: Promise<never>,
+  ): Promise<void> {
+    const { engine } = ctx;
+    const n = engine.buckets;
+    const K = ring.length;
+    const staged = Array.from({ length: n }, () => deferred<string>());
+    const sent = Array.from({ length: n }, () => deferred<void>());
+    const fills: Array<Promise<number>> = [];
+    const startFill = (bucket: number): void => {
+      const fill = engine.fill(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
+      fill.catch(() => {});
+      fills[bucket] = fill;
+    };
+    for (let b = 0; b < Math.min(SLOTS_PER_RANK, n); b++) startFill(b);
+    const producer = (async () => {
+      for (let bucket = 0; bucket < n; bucket++) {
+        if (signal.aborted) throw asTransferError(signal.reason);
+        const range = bucketRange(engine.totalBytes, engine.bucketBytes, bucket);
+        const filled = await Promise.race([fills[bucket] as Promise<number>, aborted]);
+        if (filled !== range.bytes)
+          throw new TransferError(
+            'SEEDCAST_ERR_PROTOCOL',
+            Reasons.Failed,
+            `engine filled ${filled} bytes of bucket ${bucket}, expected ${range.bytes}`,
+          );
+        if (bucket >= K) await Promise.race([(sent[bucket - K] as Deferred<void>).promise, aborted]);
+        const wire = ring[bucket % K] as WireBuffer;
+        const tCopy = performance.now();
+        await wire.copyFromDevice((slots[bucket % SLOTS_PER_RANK] as CudaSlot).buffer, {
+          bytes: range.bytes,
+        });
+        stats.copyMs += performance.now() - tCopy;
+        if (bucket + SLOTS_PER_RANK < n) startFill(bucket + SLOTS_PER_RANK);
+        const d = staged[bucket] as Deferred<string>;
+        const tSum = performance.now();
+        wire.checksum(0, range.bytes).then((sum) => {
+          stats.checksumMs += performance.now() - tSum;
+          d.resolve(sum);
+        }, d.reject);
+      }
+    })();
+    producer.catch(() => {});
+    const producerFailed = producer.then(
+      () => new Promise<never>(() => {}),
+      (err: unknown) => Promise.reject(err),
+    );
+    producerFailed.catch(() => {});
+    let first = 0;
+    try {
+      for (let bucket = 0; bucket < n; bucket++) {
+        if (signal.aborted) throw asTransferError(signal.reason);
+        const range = bucketRange(engine.totalBytes, engine.bucketBytes, bucket);
+        const tWait = performance.now();
+        const checksum = await Promise.race([
+          (staged[bucket] as Deferred<string>).promise,
+          producerFailed,
+          aborted,
+        ]);
+        stats.engineWaitMs += performance.now() - tWait;
+        for (const p of peers)
+          if (p.alive) p.send({ v: V, type: 'bucket', bucket, bytes: range.bytes, checksum });
+        if (!peers.some((p) => p.alive))
+          throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'every receiver was lost');
+        const tCast = performance.now();
+        if (bucket === 0) first = tCast;
+        const result = await comm.broadcast(
+          [{ buffer: ring[bucket % K] as unknown as CudaSlot['buffer'], offset: 0, bytes: range.bytes }],
+          { root: 0, timeoutMs: callTimeout(ctx) },
+        );
+        const tEnd = performance.now();
+        stats.broadcastMs += tEnd - tCast;
+        stats.broadcastGpuMs += result.gpuMs;
+        stats.broadcastSpanMs = tEnd - first;
+        ctx.onBytesSent(range.bytes * peers.filter((p) => p.alive).length);
+        (sent[bucket] as Deferred<void>).resolve();
+      }
+      await producer;
+    } catch (err) {
+      // Unblock the producer so it does not wait on a bucket that will never be sent.
+      for (const d of sent) d.reject(err);
+      throw err;
+    }
   }
 
   async #broadcastAll(
@@ -530,6 +710,82 @@ export class NcclTransport implements Transport {
     }
   }
 
+  /**
+   * Receiver with a wire ring: broadcast bucket b into wire buffer `b mod K` once bucket b−K was
+   * copied out of it; in the background, per bucket in order: checksum the wire buffer on the GPU,
+   * compare with the seed's, wait until the engine drained the slot's previous bucket, copy wire →
+   * slot (device → device) and ask the engine to drain. Nothing reaches the engine unverified.
+   */
+  async #receiveRing(
+    ctx: ReceiverRankContext,
+    comm: Communicator,
+    slots: CudaSlot[],
+    ring: WireBuffer[],
+    stats: NcclRankStats,
+    io: {
+      failedPromise: Promise<never>;
+      expectChecksum: (bucket: number) => Promise<string | undefined>;
+      fail: (err: unknown) => void;
+    },
+  ): Promise<void> {
+    const { engine } = ctx;
+    const n = engine.buckets;
+    const K = ring.length;
+    const freed = Array.from({ length: n }, () => deferred<void>());
+    const drained = Array.from({ length: n }, () => deferred<void>());
+    const posts: Array<Promise<void>> = [];
+    let verifiedBytes = 0;
+    const post = async (bucket: number, bytes: number): Promise<void> => {
+      const wire = ring[bucket % K] as WireBuffer;
+      const tSum = performance.now();
+      const actual = await wire.checksum(0, bytes);
+      stats.checksumMs += performance.now() - tSum;
+      const want = await io.expectChecksum(bucket);
+      if (actual !== want)
+        throw new TransferError(
+          'SEEDCAST_ERR_CHECKSUM',
+          Reasons.Failed,
+          `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
+        );
+      if (bucket >= SLOTS_PER_RANK) {
+        const tWait = performance.now();
+        await Promise.race([(drained[bucket - SLOTS_PER_RANK] as Deferred<void>).promise, io.failedPromise]);
+        stats.engineWaitMs += performance.now() - tWait;
+      }
+      const slot = slots[bucket % SLOTS_PER_RANK] as CudaSlot;
+      const tCopy = performance.now();
+      await (slot.buffer as unknown as WireBuffer).copyFromDevice(wire, { bytes });
+      stats.copyMs += performance.now() - tCopy;
+      (freed[bucket] as Deferred<void>).resolve();
+      await engine.drain(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
+      (drained[bucket] as Deferred<void>).resolve();
+      verifiedBytes += bytes;
+      ctx.onProgress(verifiedBytes);
+    };
+    let first = 0;
+    for (let bucket = 0; bucket < n; bucket++) {
+      const range = bucketRange(engine.totalBytes, engine.bucketBytes, bucket);
+      if (bucket >= K) await Promise.race([(freed[bucket - K] as Deferred<void>).promise, io.failedPromise]);
+      const tCast = performance.now();
+      if (bucket === 0) first = tCast;
+      const result = await Promise.race([
+        comm.broadcast(
+          [{ buffer: ring[bucket % K] as unknown as CudaSlot['buffer'], offset: 0, bytes: range.bytes }],
+          { root: 0, timeoutMs: callTimeout(ctx) },
+        ),
+        io.failedPromise,
+      ]);
+      const tEnd = performance.now();
+      stats.broadcastMs += tEnd - tCast;
+      stats.broadcastGpuMs += result.gpuMs;
+      stats.broadcastSpanMs = tEnd - first;
+      const p = post(bucket, range.bytes);
+      p.catch((err) => io.fail(err));
+      posts.push(p);
+    }
+    await Promise.race([Promise.all(posts), io.failedPromise]);
+  }
+
   // ---------------------------------------------------------------- receiver
 
   async receive(ctx: ReceiverRankContext): Promise<void> {
@@ -559,6 +815,8 @@ export class NcclTransport implements Transport {
       broadcastSpanMs: 0,
       engineWaitMs: 0,
       checksumMs: 0,
+      wireBuffers: 0,
+      copyMs: 0,
       teardownMs: 0,
       teardownAborted: false,
       totalMs: 0,
@@ -593,6 +851,13 @@ export class NcclTransport implements Transport {
       Math.max(0, ctx.deadline - Date.now()),
     );
     let drainedAll = false;
+    let ring: WireBuffer[] = [];
+    const takeExpected = (bucket: number): string | undefined => {
+      checksumWaiters.delete(bucket);
+      const want = expected.get(bucket);
+      expected.delete(bucket);
+      return want;
+    };
     try {
       const accepted = await new Promise<Accept>((resolve, reject) => {
         const nonce = newNonce();
@@ -802,9 +1067,40 @@ export class NcclTransport implements Transport {
         },
         () => {},
       );
+      const ringing = this.#ring(device, engine.bucketBytes, engine.buckets, log);
       const c = await Promise.race([initing, failedPromise]);
       comm = c;
       stats.initMs = performance.now() - tInit;
+      ring = await ringing;
+      stats.wireBuffers = ring.length;
+      if (ring.length > 0) {
+        await this.#receiveRing(ctx, c, slots, ring, stats, {
+          failedPromise,
+          expectChecksum: (bucket) => {
+            if (expected.has(bucket)) return Promise.resolve(takeExpected(bucket));
+            return Promise.race([
+              new Promise<string | undefined>((resolve) =>
+                checksumWaiters.set(bucket, () => resolve(takeExpected(bucket))),
+              ),
+              failedPromise,
+              new Promise<never>((_, reject) =>
+                setTimeout(
+                  () =>
+                    reject(
+                      new TransferError(
+                        'SEEDCAST_ERR_TIMEOUT',
+                        Reasons.SeedLost,
+                        `no checksum for bucket ${bucket}`,
+                      ),
+                    ),
+                  ctx.stepTimeoutMs,
+                ).unref(),
+              ),
+            ]);
+          },
+          fail,
+        });
+      }
 
       const drains: Array<Promise<void>> = [];
       let verifiedBytes = 0;
@@ -844,7 +1140,7 @@ export class NcclTransport implements Transport {
         verifiedBytes += bytes;
         ctx.onProgress(verifiedBytes);
       };
-      for (let bucket = 0; bucket < engine.buckets; bucket++) {
+      for (let bucket = 0; ring.length === 0 && bucket < engine.buckets; bucket++) {
         if (failed !== undefined) throw failed;
         const range = bucketRange(engine.totalBytes, engine.bucketBytes, bucket);
         const slot = slots[bucket % SLOTS_PER_RANK] as CudaSlot;
@@ -896,6 +1192,8 @@ export class NcclTransport implements Transport {
       this.#options.onStats?.(stats);
       throw failed ?? asTransferError(err);
     } finally {
+      // After close/abort: no NCCL call can still write into the wire buffers.
+      for (const w of ring) void w.free().catch(() => {});
       clearTimeout(deadline);
       ctx.signal.removeEventListener('abort', onAbort);
       if (socket !== undefined && !socket.destroyed) socket.end();
