@@ -605,7 +605,7 @@ export class TcpTransport implements Transport {
             return writes;
           }),
         );
-        issued.push(send.then(() => {}));
+        issued.push(quiet(send.then(() => {})));
         // The buffer goes back once every socket flushed it (or the chunk failed before a write).
         send.then(
           (writes) => Promise.all(writes).then(release),
