@@ -102,6 +102,11 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   await bridge.listen();
 
   const http: Server = createServer((req, res) => {
+    // Read-only endpoints: anything but GET/HEAD is refused (found by the fault suite's HTTP fuzzing).
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
     if (req.url === '/metrics') {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       res.end(
