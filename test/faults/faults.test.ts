@@ -50,7 +50,8 @@ import {
 } from './support.ts';
 
 say(`mode ${LONG ? 'long' : 'short'}, seed ${SEED} (repeat with SEEDCAST_FAULT_SEED=${SEED})`);
-const fixture = useCluster({ nodes: 4, gpusPerNode: 8 });
+// The long form's load (64 receivers + 8 sources at once) needs more fake GPUs.
+const fixture = useCluster({ nodes: LONG ? 12 : 4, gpusPerNode: 8 });
 const log = createLogger({ name: 'faults', level: process.env.SEEDCAST_LOG_LEVEL ?? 'warn' });
 after(() => {
   writeReport();
@@ -162,6 +163,12 @@ async function activeSeedTransfer(
   return undefined;
 }
 
+/** The phase a transfer is in now (for the fault's label). */
+async function transferPhase(s: Scene, name: string): Promise<string> {
+  const t = await s.kube.find<WeightTransfer>({ ...wtRef(s.namespace), name }).catch(() => undefined);
+  return t === undefined ? 'gone' : (t.status?.phase ?? 'Pending');
+}
+
 const AGENT = 'seedcast-agent';
 
 async function controllerPod(s: Scene): Promise<string | undefined> {
@@ -198,10 +205,10 @@ async function waitLease(
 async function inject(s: Scene, fault: Fault): Promise<(() => Promise<void>) | undefined> {
   const { rng, kube, namespace, monitor } = s;
   if (fault === 'seed-agent-kill' || fault === 'receiver-agent-kill' || fault === 'pod-deleted') {
-    // The fault point: the transfer just created, its rendezvous, or its bytes moving.
-    const phase = rng.pick([undefined, 'Rendezvous', 'Transferring']);
-    const t = (await activeSeedTransfer(s, 15_000, phase)) ?? (await activeSeedTransfer(s, 10_000));
-    await sleep(rng.between(0, 800));
+    // The fault point: a random moment (0–0.3 s) after an active transfer from a seed appeared.
+    const t = await activeSeedTransfer(s, 30_000);
+    await sleep(rng.between(0, 300));
+    const phaseNow = t === undefined ? 'none caught' : await transferPhase(s, t.metadata.name);
     // No transfer caught (it was quicker than the poll): a pod that is not Ready yet.
     const current = s.scenario.observer.current();
     const fresh = current.filter((p) => p.readyAt === undefined);
@@ -215,25 +222,25 @@ async function inject(s: Scene, fault: Fault): Promise<(() => Promise<void>) | u
     if (fault === 'pod-deleted') {
       await monitor.deletePod(namespace, pod).catch(() => undefined);
       countFault(
-        `${fault} (${t?.spec.source.seed?.pod === pod ? 'seed' : 'receiver'}, transfer ${t?.status?.phase ?? 'none'})`,
+        `${fault} (${t?.spec.source.seed?.pod === pod ? 'seed' : 'receiver'}, transfer ${phaseNow})`,
       );
       return undefined;
     }
     const agent = monitor.processesOf(key, AGENT)[0];
     if (agent !== undefined) monitor.kill(key, agent);
-    countFault(`${fault} (transfer ${t?.status?.phase ?? 'none'})`);
+    countFault(`${fault} (transfer ${phaseNow})`);
     // The kubelet would restart the container; the pod runner does not: the pod is replaced.
     await sleep(rng.between(500, 3000));
     await monitor.deletePod(namespace, pod).catch(() => undefined);
     return undefined;
   }
   if (fault === 'transfer-deleted') {
-    const t = await activeSeedTransfer(s, 15_000, rng.pick([undefined, 'Rendezvous', 'Transferring']));
-    const chosen = t ?? (await activeSeedTransfer(s, 10_000));
-    await sleep(rng.between(0, 500));
+    const chosen = await activeSeedTransfer(s, 30_000);
+    await sleep(rng.between(0, 300));
     if (chosen !== undefined) {
+      const phaseNow = await transferPhase(s, chosen.metadata.name);
       await kube.delete({ ...wtRef(namespace), name: chosen.metadata.name }).catch(() => undefined);
-      countFault(`transfer-deleted (${chosen.status?.phase ?? 'Pending'})`);
+      countFault(`transfer-deleted (${phaseNow})`);
     } else {
       const seen = s.scenario.observer.transfers.map(
         (x) => `${x.metadata.name} ${x.spec.source.type} ${x.status?.phase ?? 'Pending'}`,
@@ -499,7 +506,7 @@ async function portsScene(s: Scene, from: number): Promise<void> {
   const name = scenario.options.name;
   await kube.mergePatch(wsRef(namespace, name), {
     spec: {
-      transfer: { ports: { start: 41000, count: 2 }, maxReceiversPerGroup: 1, maxConcurrentPerSeed: 1 },
+      transfer: { ports: { start: 41000, count: 2 }, maxReceiversPerGroup: 1, maxConcurrentPerSeed: 4 },
     },
   });
   countFault('ports-exhausted (range of 2 ports for TP=2, one receiver per group)');
@@ -666,52 +673,53 @@ test('scale-outs survive kills, restarts, deletions, a small port range and a de
       ])
     : [agentKill, 'controller-kill', 'transfer-deleted', 'api-server-restart'];
   say(`plan: ${plan.join(', ')}`);
-  let replicas = 1;
-  for (const fault of plan) {
-    if (replicas >= 5) {
-      replicas = 2;
-      await scenario.scaleTo(replicas);
-      await scenario.waitForReady(replicas, 240_000);
+  try {
+    let replicas = 1;
+    for (const fault of plan) {
+      if (replicas >= 5) {
+        replicas = 2;
+        await scenario.scaleTo(replicas);
+        await scenario.waitForReady(replicas, 240_000);
+      }
+      replicas += 2;
+      await scaleOut(s, replicas, fault);
     }
-    replicas += 2;
-    await scaleOut(s, replicas, fault);
+    await fuzzAgent(s);
+    await deadlineScene(s);
+    await portsScene(s, 4);
+    if (LONG) {
+      await loadScene(s, 8, 4);
+      await loadScene(s, 1, 64);
+    }
+    // Every port a seed listened on closes once its transfer is over (all are by now).
+    await scenario.scaleTo(2);
+    await scenario.waitForReady(2, 240_000);
+    const openAfter = await leakedAddresses(s.watch.addresses);
+    tally.leakedPorts += openAfter.length;
+    if (openAfter.length > 0) say(`LEAKED PORTS (transfers over): ${openAfter.join(', ')}`);
+  } finally {
+    // The accounting runs whatever happened above, so a failed run still reports what it saw.
+    checkReadyPods(scenario.observer, {});
+    s.watch.record();
+    const endpoints = (
+      await cluster.client
+        .list<{ metadata: { annotations?: Record<string, string> } }>({ ...Resources.pods, namespace })
+        .catch(() => ({ items: [] }))
+    ).items
+      .map((p) => p.metadata.annotations?.[Annotations.agentEndpoint])
+      .filter((a): a is string => a !== undefined);
+    await tearDown();
+    const leakedProcs = await s.monitor.leaked();
+    tally.leakedProcesses += leakedProcs.length;
+    if (leakedProcs.length > 0) say(`LEAKED PROCESSES: ${leakedProcs.join(', ')}`);
+    const openAtEnd = await leakedAddresses(new Set([...endpoints, ...s.watch.addresses]), 10_000);
+    tally.leakedPorts += openAtEnd.length;
+    if (openAtEnd.length > 0) say(`LEAKED PORTS (after teardown): ${openAtEnd.join(', ')}`);
+    const exits = (kind: string) => s.monitor.exits.filter((e) => e.kind === kind).length;
+    tally.notes.push(
+      `process exits: ${exits('injected')} injected, ${exits('consequence')} consequences of a kill, ${exits('stopped')} stopped with their pod, ${exits('clean')} clean, ${exits('crash')} crashes`,
+    );
   }
-
-  await fuzzAgent(s);
-  await deadlineScene(s);
-  await portsScene(s, 4);
-  if (LONG) {
-    await loadScene(s, 8, 4);
-    await loadScene(s, 1, 64);
-  }
-
-  // Every port a seed listened on closes once its transfer is over (all are by now).
-  await scenario.scaleTo(2);
-  await scenario.waitForReady(2, 240_000);
-  const openAfter = await leakedAddresses(s.watch.addresses);
-  tally.leakedPorts += openAfter.length;
-  if (openAfter.length > 0) say(`LEAKED PORTS (transfers over): ${openAfter.join(', ')}`);
-
-  checkReadyPods(scenario.observer, {});
-  s.watch.record();
-  const endpoints = (
-    await cluster.client.list<{ metadata: { annotations?: Record<string, string> } }>({
-      ...Resources.pods,
-      namespace,
-    })
-  ).items
-    .map((p) => p.metadata.annotations?.[Annotations.agentEndpoint])
-    .filter((a): a is string => a !== undefined);
-  await tearDown();
-  const leakedProcs = await s.monitor.leaked();
-  tally.leakedProcesses += leakedProcs.length;
-  if (leakedProcs.length > 0) say(`LEAKED PROCESSES: ${leakedProcs.join(', ')}`);
-  const openAtEnd = await leakedAddresses(endpoints, 10_000);
-  tally.leakedPorts += openAtEnd.length;
-  const injected = s.monitor.exits.filter((e) => e.kind === 'injected').length;
-  tally.notes.push(
-    `process exits: ${injected} injected, ${s.monitor.exits.filter((e) => e.kind === 'consequence').length} consequences of a kill, ${s.monitor.exits.filter((e) => e.kind === 'stopped').length} stopped with their pod`,
-  );
 
   assert.equal(tally.crashes, 0, 'no agent or controller exited other than by our kill');
   assert.equal(tally.readyUnverified, 0, 'no pod Ready before its weights were verified');
