@@ -64,7 +64,13 @@ export function localCommand(container: { image?: string; command?: string[]; ar
   const entrypoint = container.command ?? (container.image?.includes('seedcast') ? ['seedcast'] : []);
   const argv = [...entrypoint, ...(container.args ?? [])];
   if (argv[0] !== 'seedcast') return undefined;
-  return { command: process.execPath, args: [join(REPO_ROOT, 'bin', 'seedcast.js'), ...argv.slice(1)] };
+  // The script path is local and must never be mistaken for a path inside a volume (a pod with
+  // an emptyDir at /tmp would otherwise remap a checkout under /tmp).
+  return {
+    command: process.execPath,
+    localArgs: [join(REPO_ROOT, 'bin', 'seedcast.js')],
+    args: argv.slice(1),
+  };
 }
 
 export function weightSourceManifest(

@@ -42,8 +42,14 @@ export interface RunnablePod extends KubeObject {
   status?: { phase?: string; podIP?: string };
 }
 
-/** How a container image is run locally: the command line for a container of that image. */
-export type ImageMapper = (container: Container) => { command: string; args: string[] } | undefined;
+/**
+ * How a container image is run locally: a local program with its own arguments (`localArgs`,
+ * used as they are) and the container's arguments (`args`, whose paths under volume mounts are
+ * mapped to the pod's local volume directories).
+ */
+export type ImageMapper = (
+  container: Container,
+) => { command: string; localArgs?: string[]; args: string[] } | undefined;
 
 export interface PodRunnerOptions {
   kube: KubeClient;
@@ -244,7 +250,10 @@ export class PodRunner {
         const value = await this.#resolveEnv(pod, variable);
         if (value !== undefined) env[variable.name] = localPath(value, container.volumeMounts, volumeDir);
       }
-      const args = commandLine.args.map((arg) => localPath(arg, container.volumeMounts, volumeDir));
+      const args = [
+        ...(commandLine.localArgs ?? []),
+        ...commandLine.args.map((arg) => localPath(arg, container.volumeMounts, volumeDir)),
+      ];
       const logFile = createWriteStream(join(dir, `${container.name}.log`), { flags: 'a' });
       const child = spawn(commandLine.command, args, {
         env,
