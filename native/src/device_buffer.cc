@@ -68,16 +68,72 @@ DeviceAllocation::~DeviceAllocation() {
 }
 
 void DeviceAllocation::Release() {
-  if (ptr == 0) return;
+  CUdeviceptr p = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    p = ptr;
+    ptr = 0;
+    release_requested_ = true;
+  }
+  if (p == 0) return;
   const CudaApi& api = Runtime::Get().cuda();
   Runtime::Get().Device(device).MakeCurrent();
-  CUdeviceptr p = ptr;
-  ptr = 0;
   if (ipc_opened) {
     api.Check(api.cuIpcCloseMemHandle(p), "cuIpcCloseMemHandle");
   } else {
     api.Check(api.cuMemFree(p), "cuMemFree");
   }
+}
+
+bool DeviceAllocation::TryPin() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ptr == 0 || release_requested_) return false;
+  ++pins_;
+  return true;
+}
+
+void DeviceAllocation::Unpin() {
+  bool release = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    release = --pins_ == 0 && release_requested_ && ptr != 0;
+  }
+  if (release) Release();
+}
+
+void DeviceAllocation::RequestRelease() {
+  bool release = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_requested_ = true;
+    release = pins_ == 0 && ptr != 0;
+  }
+  if (release) Release();
+}
+
+bool DeviceAllocation::ReleaseRequested() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return release_requested_ || ptr == 0;
+}
+
+namespace {
+struct PinHolder {
+  std::shared_ptr<DeviceAllocation> allocation;
+  ~PinHolder() {
+    try {
+      allocation->Unpin();
+    } catch (...) {
+    }
+  }
+};
+}  // namespace
+
+std::shared_ptr<DeviceAllocation> PinAllocation(const std::shared_ptr<DeviceAllocation>& allocation) {
+  if (!allocation || !allocation->TryPin()) return nullptr;
+  auto holder = std::make_shared<PinHolder>();
+  holder->allocation = allocation;
+  // Aliasing: points at the allocation, owns the pin (which owns the allocation).
+  return std::shared_ptr<DeviceAllocation>(holder, allocation.get());
 }
 
 Napi::Function DeviceBuffer::Define(Napi::Env env) {
@@ -112,8 +168,9 @@ Napi::Object DeviceBuffer::Wrap(Napi::Env env, std::shared_ptr<DeviceAllocation>
 }
 
 std::shared_ptr<DeviceAllocation> DeviceBuffer::Live(Napi::Env env) const {
-  if (!allocation_ || allocation_->ptr == 0) ThrowInvalid(env, "DeviceBuffer was freed");
-  return allocation_;
+  std::shared_ptr<DeviceAllocation> pinned = PinAllocation(allocation_);
+  if (!pinned) ThrowInvalid(env, "DeviceBuffer was freed");
+  return pinned;
 }
 
 std::shared_ptr<DeviceAllocation> DeviceBuffer::From(const Napi::Value& value, const char* name) {
@@ -131,10 +188,11 @@ Napi::Value DeviceBuffer::GetBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(allocation_ ? allocation_->bytes : 0));
 }
 Napi::Value DeviceBuffer::GetAddress(const Napi::CallbackInfo& info) {
-  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(allocation_ ? allocation_->ptr : 0));
+  std::shared_ptr<DeviceAllocation> pinned = PinAllocation(allocation_);
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(pinned ? pinned->ptr : 0));
 }
 Napi::Value DeviceBuffer::GetFreed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !allocation_ || allocation_->ptr == 0);
+  return Napi::Boolean::New(info.Env(), !allocation_ || allocation_->ReleaseRequested());
 }
 
 Napi::Value DeviceBuffer::Alloc(const Napi::CallbackInfo& info) {
@@ -351,12 +409,15 @@ Napi::Value DeviceBuffer::IpcHandle(const Napi::CallbackInfo& info) {
   return RunOnPool(env, std::move(job));
 }
 
+// Frees the memory once no operation still uses it: operations already called hold pins (their
+// jobs may not even have started), and the fake or real GPU may be writing into the buffer until
+// they complete. Freeing under them was a use-after-free (heap corruption on the fake driver).
 Napi::Value DeviceBuffer::Free(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<DeviceAllocation> alloc = std::move(allocation_);
   auto job = std::make_unique<Job>();
   job->execute = [alloc]() mutable {
-    if (alloc) alloc->Release();
+    if (alloc) alloc->RequestRelease();
   };
   return RunOnPool(env, std::move(job));
 }

@@ -6,19 +6,37 @@
 #include <napi.h>
 
 #include <memory>
+#include <mutex>
 
 #include "cuda_api.h"
 
 namespace seedcast {
 
+// Every operation pins the allocation from the moment it is called (JS thread) until its job is
+// destroyed, i.e. after its stream work completed (copies and kernels wait for their events, a
+// broadcast for its event or for the communicator's abort). free() never frees memory that a
+// pinned operation may still touch: it marks the allocation (new operations are refused) and the
+// memory goes back when the last pin is dropped, on whichever thread drops it.
 struct DeviceAllocation {
   int device = 0;
   CUdeviceptr ptr = 0;
   size_t bytes = 0;
   bool ipc_opened = false;  // opened from a handle: closed, not freed
   ~DeviceAllocation();
-  void Release();  // frees or closes (idempotent); makes the device's context current first
+  void Release();         // frees or closes now (idempotent); makes the device's context current first
+  void RequestRelease();  // Release() now if nothing is pinned, else when the last pin is dropped
+  bool TryPin();          // false once freed or free was requested
+  void Unpin();
+  bool ReleaseRequested();
+
+ private:
+  std::mutex mu_;
+  int pins_ = 0;
+  bool release_requested_ = false;
 };
+
+// A reference to an allocation that holds a pin while it lives (see DeviceAllocation); copies share it.
+std::shared_ptr<DeviceAllocation> PinAllocation(const std::shared_ptr<DeviceAllocation>& allocation);
 
 class DeviceBuffer : public Napi::ObjectWrap<DeviceBuffer> {
  public:

@@ -36,6 +36,13 @@ void AbortComm(CommState& st, int phase, const std::string& why) {
     const NcclApi& nccl = Runtime::Get().nccl();
     nccl.ncclCommAbort(st.comm);
     st.comm = nullptr;
+    // The abort makes NCCL's kernels exit; wait for them before a broadcast's job ends, so its
+    // buffers (pinned by the job) are not freed under a kernel that may still write into them.
+    if (st.stream != nullptr) {
+      const CudaApi& api = Runtime::Get().cuda();
+      Runtime::Get().Device(st.device).MakeCurrent();
+      api.cuStreamSynchronize(st.stream);
+    }
   }
   st.phase = phase;
   if (st.failure.empty()) st.failure = why;

@@ -136,6 +136,39 @@ describe('native addon without a GPU', { skip }, () => {
     assert.equal(out.freedError, 'SEEDCAST_ERR_INVALID');
   });
 
+  it('free() while copies and checksums on the buffer are still running waits for them (no use-after-free)', async () => {
+    // Regression: free() used to release the memory at once, under jobs already queued on other
+    // worker threads; on the fake driver that wrote into freed heap memory (glibc aborted with
+    // "free(): corrupted unsorted chunks" or the process segfaulted).
+    const out = await child(
+      `const gpu = await n.Gpu.open();
+       const bytes = 32 << 20;
+       const host = Buffer.alloc(bytes); for (let i = 0; i < bytes; i += 4096) host[i] = (i >> 12) & 255;
+       const want = n.sum32x2(host);
+       out.rounds = 0; out.sums = true; out.freed = true;
+       for (let round = 0; round < 6; round++) {
+         const src = await gpu.allocDevice(0, bytes);
+         const dst = await gpu.allocDevice(0, bytes);
+         await src.copyFromHost(host);
+         const ops = [dst.copyFromHost(host), dst.copyFromDevice(src), src.checksum(), dst.fill(7, 0, 4096), dst.checksum()];
+         const frees = [src.free(), dst.free()];
+         out.freed &&= src.freed && dst.freed;
+         const settled = await Promise.allSettled(ops);
+         await Promise.all(frees);
+         for (const s of settled) if (s.status === 'rejected') throw s.reason;
+         out.sums &&= settled[2].value === want;
+         try { await dst.checksum(); } catch (e) { out.freedError = e.code; }
+         out.rounds++;
+       }`,
+      FAKE,
+    );
+    assert.equal(out.thrown, undefined, JSON.stringify(out.thrown));
+    assert.equal(out.rounds, 6);
+    assert.equal(out.freed, true);
+    assert.equal(out.sums, true);
+    assert.equal(out.freedError, 'SEEDCAST_ERR_INVALID');
+  });
+
   it('aborts a communicator whose peer never arrives at its deadline, and stays healthy', async () => {
     const out = await child(
       `const gpu = await n.Gpu.open();

@@ -524,7 +524,8 @@ export class NcclTransport implements Transport {
         this.#options.onStats?.(stats);
         throw failure;
       } finally {
-        // After close/abort: no NCCL call can still touch the wire buffers.
+        // After close/abort no NCCL call touches the wire buffers; a copy or checksum still running
+        // (the producer after a failure) pins its buffer in the addon, which frees it afterwards.
         for (const w of ring) void w.free().catch(() => {});
         clearTimeout(deadline);
         clearInterval(pinger);
@@ -1192,7 +1193,8 @@ export class NcclTransport implements Transport {
       this.#options.onStats?.(stats);
       throw failed ?? asTransferError(err);
     } finally {
-      // After close/abort: no NCCL call can still write into the wire buffers.
+      // After close/abort no NCCL call writes into the wire buffers; a checksum or copy still
+      // running (a post after a failure) pins its buffer in the addon, which frees it afterwards.
       for (const w of ring) void w.free().catch(() => {});
       clearTimeout(deadline);
       ctx.signal.removeEventListener('abort', onAbort);
