@@ -1,5 +1,6 @@
 #include "nccl_communicator.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -194,7 +195,10 @@ Napi::Value NcclCommunicator::Init(const Napi::CallbackInfo& info) {
     config.size = sizeof(config);
     config.magic = 0xcafebeef;
     config.version = 21800;
-    config.blocking = 0;
+    // Non-blocking so init honours its deadline and abort(); SEEDCAST_NCCL_BLOCKING=1 makes a
+    // blocking communicator instead (diagnostics: compares NCCL's two modes on the same path).
+    const char* blocking_env = std::getenv("SEEDCAST_NCCL_BLOCKING");
+    config.blocking = (blocking_env != nullptr && std::string(blocking_env) == "1") ? 1 : 0;
     config.cgaClusterSize = kNcclConfigUndefInt;
     config.minCTAs = min_ctas;
     config.maxCTAs = max_ctas;
