@@ -125,6 +125,8 @@ export interface ProbeResult {
   name: string;
   /** The agent answered with an error frame, or closed this connection only. */
   clean: boolean;
+  /** Not tried: the port was already closed (the transfer ended). */
+  skipped?: boolean;
   detail: string;
 }
 
@@ -376,7 +378,7 @@ async function peerProbe(
   try {
     const challenge = await c.next();
     if (challenge === undefined)
-      return { name, clean: true, detail: 'closed before the challenge (transfer over)' };
+      return { name, clean: true, skipped: true, detail: 'closed before the challenge (transfer over)' };
     c.socket.write(payload(String(challenge.nonce)));
     const reply = await c.next(8000);
     if (reply === undefined)
