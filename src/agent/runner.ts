@@ -2,6 +2,7 @@
 // receivers), as a receiver (fetch, verify and drain every rank), or for a Storage transfer
 // (tell the engine to cold-load). Every role reports its own status entries and gives up at the
 // transfer's deadline; a receiver reports `verified` only once every rank verified.
+
 import { readFileSync } from 'node:fs';
 import { Reasons, TERMINAL_PHASES } from '../api/v1alpha1/conditions.ts';
 import type { WeightTransfer } from '../api/v1alpha1/weighttransfer.ts';
@@ -14,6 +15,7 @@ import { asTransferError, TransferError } from './errors.ts';
 import type { AgentMetrics } from './metrics.ts';
 import { StatusReporter } from './reporter.ts';
 import type { ReceiverOutcome, Transport } from './transports/types.ts';
+import { parseBytes } from './units.ts';
 
 export type Role = 'seed' | 'receiver' | 'storage';
 
@@ -448,7 +450,7 @@ export class TransferRunner {
             receivers: transfer.spec.receivers,
             host: config.podIp,
             port: port.port,
-            ...(config.bandwidthLimit === undefined ? {} : { bandwidthLimit: config.bandwidthLimit }),
+            ...bandwidthLimitOf(transfer.spec.bandwidthLimit, config.bandwidthLimit),
             deadline,
             stepTimeoutMs: config.stepTimeoutMs,
             signal: rankAbort.signal,
@@ -587,4 +589,13 @@ export class TransferRunner {
       reporter.stop();
     }
   }
+}
+
+/**
+ * The seed's send limit: the WeightSource's `transfer.bandwidthLimit` (copied into the transfer by
+ * the controller) wins over the agent's own `SEEDCAST_BANDWIDTH_LIMIT`.
+ */
+export function bandwidthLimitOf(fromTransfer: string | undefined, fromConfig: number | undefined) {
+  const limit = fromTransfer === undefined ? fromConfig : (parseBytes(fromTransfer) ?? fromConfig);
+  return limit === undefined ? {} : { bandwidthLimit: limit };
 }

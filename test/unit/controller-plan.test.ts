@@ -439,3 +439,13 @@ describe('scale-in and garbage collection', () => {
     assert.deepEqual(plan.source?.fingerprints, [{ fingerprint: FP, seeds: 1, pods: 2 }]);
   });
 });
+
+describe('bandwidth limit', () => {
+  it("copies the source's transfer.bandwidthLimit into seed transfers for the seed agent", () => {
+    const spec = sourceSpec(transferPolicy({ batchWindowSeconds: 0, bandwidthLimit: '10Gi' }));
+    const pods = [makePod('seed').seed().obj(), makePod('r1').announced(0).obj()];
+    const plan = planSource(input(pods, [], { spec, now: T0 + 1000 }));
+    assert.equal(plan.create[0]?.spec.source.type, 'Seed');
+    assert.equal(plan.create[0]?.spec.bandwidthLimit, '10Gi');
+  });
+});

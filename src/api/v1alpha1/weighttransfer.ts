@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cel, conditions, objectMeta, objectName, port } from './common.ts';
+import { cel, conditions, objectMeta, objectName, port, quantity } from './common.ts';
 import { TransferPhases } from './conditions.ts';
 import { API_VERSION, Kinds } from './names.ts';
 import { transport } from './weightsource.ts';
@@ -62,6 +62,9 @@ export const weightTransferSpec = z
       .describe('Per-rank rendezvous ports on the seed.'),
     deadline: z.iso.datetime().describe('After this time the transfer is failed and retried.'),
     attempt: z.number().int().min(0).max(100).default(0).describe('0 for the first try, then one per retry.'),
+    bandwidthLimit: quantity
+      .optional()
+      .describe("The seed's send limit per rank in bytes per second, from the WeightSource; unset = none."),
   })
   .superRefine((spec, ctx) => {
     const seeded = spec.source.type === 'Seed';

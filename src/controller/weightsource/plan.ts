@@ -594,6 +594,7 @@ export function planSource(input: SourcePlanInput): SourcePlan {
         ranks,
         ports: group.ports.map((port, rank) => ({ rank, port })),
         deadline,
+        ...(policy.bandwidthLimit === undefined ? {} : { bandwidthLimit: policy.bandwidthLimit }),
         attempt,
       },
     });
