@@ -449,3 +449,20 @@ describe('bandwidth limit', () => {
     assert.equal(plan.create[0]?.spec.bandwidthLimit, '10Gi');
   });
 });
+
+describe('deadlines', () => {
+  it('a load from storage gets coldStart.timeoutSeconds, a seed transfer transfer.timeoutSeconds', () => {
+    const spec = sourceSpec({
+      transfer: { transports: ['tcp'], batchWindowSeconds: 0, timeoutSeconds: 60 },
+      coldStart: { policy: 'Single', timeoutSeconds: 3600 },
+    });
+    const cold = planSource(input([makePod('r1').announced(0).obj()], [], { spec, now: T0 }));
+    assert.equal(cold.create[0]?.spec.source.type, 'Storage');
+    assert.equal(Date.parse(cold.create[0]!.spec.deadline) - T0, 3600 * 1000);
+    const warm = planSource(
+      input([makePod('seed').seed().obj(), makePod('r2').announced(0).obj()], [], { spec, now: T0 }),
+    );
+    assert.equal(warm.create[0]?.spec.source.type, 'Seed');
+    assert.equal(Date.parse(warm.create[0]!.spec.deadline) - T0, 60 * 1000);
+  });
+});

@@ -107,6 +107,15 @@ export const coldStart = z
       .max(86400)
       .default(900)
       .describe('How long a receiver waits for a seed.'),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(10)
+      .max(86400)
+      .default(1800)
+      .describe(
+        'Deadline of a load from storage (large models take minutes); transfer.timeoutSeconds is for pod-to-pod.',
+      ),
   })
   .describe('What happens when no seed exists yet.');
 
@@ -142,7 +151,7 @@ export const weightSourceSpec = z.object({
     timeoutSeconds: 600,
     maxRetries: 2,
   }),
-  coldStart: coldStart.default({ policy: 'Single', maxWaitSeconds: 900 }),
+  coldStart: coldStart.default({ policy: 'Single', maxWaitSeconds: 900, timeoutSeconds: 1800 }),
   topologyKeys: z
     .array(z.string().min(1).max(316))
     .max(8)

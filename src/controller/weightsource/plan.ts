@@ -639,7 +639,8 @@ export function planSource(input: SourcePlanInput): SourcePlan {
         receivers: [{ pod: pod.name, uid: pod.uid }],
         ranks,
         ports: [],
-        deadline,
+        // A load from storage is minutes for the largest models: it has its own deadline.
+        deadline: rfc3339(now + spec.coldStart.timeoutSeconds * 1000),
         attempt,
       },
     });
