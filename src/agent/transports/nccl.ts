@@ -14,7 +14,7 @@
 // only a match. Every NCCL call has a deadline (step timeout, capped by the transfer deadline);
 // a timeout, a lost control connection, an abort or a checksum mismatch aborts the communicator
 // (ncclCommAbort, never a collective destroy), so nothing waits on a dead peer.
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
 import { Reasons } from '../../api/v1alpha1/conditions.ts';
 import { errorMessage, truncate } from '../../shared/errors.ts';
@@ -24,17 +24,21 @@ import { SLOTS_PER_RANK } from '../bridge/server.ts';
 import { asTransferError, TransferError } from '../errors.ts';
 import { type CudaSlot, isCudaSlot } from '../memory/cuda.ts';
 import {
-  acceptMac,
+  acceptError,
+  acceptReceiver,
+  listenForReceivers,
+  receiverHello,
+  refusedError,
+  unexpectedInHandshake,
+} from '../peer/handshake.ts';
+import {
   type accept as acceptSchema,
   decodeHeader,
   encodeHeader,
   FRAME_CONTROL,
   HEADER_BYTES,
-  helloMac,
-  macEquals,
   newNonce,
   PEER_PROTOCOL_VERSION,
-  type PeerHello,
   peerMessage,
 } from '../peer/protocol.ts';
 import type {
@@ -265,126 +269,40 @@ export class NcclTransport implements Transport {
       if ([...peers.values()].every((p) => p.socket !== undefined || !p.alive)) rendezvousDone();
     };
 
-    const server: Server = createServer((socket) => {
-      socket.setNoDelay(true);
-      const seedNonce = newNonce();
-      let peer: Peer | undefined;
-      const refuse = (code: string, reason: string, message: string): void => {
-        log.warn({ peer: socket.remoteAddress, code, reason, message }, 'refused a peer');
-        this.#options.onRefused?.(reason);
-        socket.end(encode({ v: V, type: 'refuse', code, reason, message: truncate(message) }));
-        socket.destroySoon();
-      };
-      const handshakeTimer = setTimeout(
-        () => refuse('SEEDCAST_ERR_TIMEOUT', Reasons.Failed, 'no hello in time'),
-        ctx.stepTimeoutMs,
-      );
-      socket.on('error', () => {});
-      socket.on('close', () => {
-        clearTimeout(handshakeTimer);
-        if (peer?.alive) {
-          peer.finish({
-            pod: peer.pod,
-            outcome: 'failed',
-            reason: Reasons.ReceiverLost,
-            message: 'receiver control connection closed before it reported',
-          });
-          log.warn({ peer: peer.pod }, 'receiver lost');
-          // One communicator for all: a lost member would stall every broadcast until the deadline.
-          if (started) abortComm(`receiver ${peer.pod} lost`);
-          checkRendezvous();
-        }
-      });
-      socket.write(encode({ v: V, type: 'challenge', nonce: seedNonce }));
-      new ControlReader(
-        socket,
-        (message) => {
-          if (peer === undefined) {
-            clearTimeout(handshakeTimer);
-            if (message.type !== 'hello')
-              return refuse('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, `expected hello, got ${message.type}`);
-            const refusal = checkHello(ctx, message, seedNonce, peers, started);
-            if (refusal !== undefined) return refuse(refusal.code, refusal.reason, refusal.message);
-            peer = peers.get(message.pod) as Peer;
+    const server = await listenForReceivers(
+      ctx,
+      (socket) =>
+        acceptReceiver<Peer, NcclMessage>(socket, {
+          ctx,
+          peers,
+          started: () => started,
+          read: (s, onMessage, onError) => new ControlReader(s, onMessage, onError),
+          chunkBytes: 4,
+          lostMessage: 'receiver control connection closed before it reported',
+          slotRefusal: (peer, hello) =>
+            peer.socket !== undefined || hello.stream !== 0 || hello.streams !== 1
+              ? {
+                  code: 'SEEDCAST_ERR_INVALID',
+                  reason: Reasons.Failed,
+                  message: `${hello.pod} is already connected (nccl uses one control connection per rank)`,
+                }
+              : undefined,
+          admit: (peer, _hello, socket) => {
             peer.socket = socket;
-            const fields = {
-              namespace: ctx.transfer.namespace,
-              transfer: ctx.transfer.name,
-              attempt: ctx.transfer.attempt,
-              pod: ctx.self.pod,
-              uid: ctx.self.uid,
-              rank: ctx.rank,
-              fingerprint: ctx.engine.fingerprint,
-            };
-            socket.write(
-              encode({
-                v: V,
-                type: 'accept',
-                ...fields,
-                totalBytes: ctx.engine.totalBytes,
-                bucketBytes: ctx.engine.bucketBytes,
-                buckets: ctx.engine.buckets,
-                chunkBytes: 4,
-                mac: acceptMac(ctx.token, fields, message.nonce, seedNonce),
-              }),
-            );
-            log.info({ peer: message.pod }, 'receiver accepted (nccl control)');
+          },
+          admitted: (_peer, hello) => {
+            log.info({ peer: hello.pod }, 'receiver accepted (nccl control)');
             checkRendezvous();
-            return;
-          }
-          switch (message.type) {
-            case 'result':
-              peer.finish({
-                pod: peer.pod,
-                outcome: message.outcome,
-                ...(message.message === undefined ? {} : { message: message.message }),
-                ...(message.outcome === 'failed' ? { reason: Reasons.Failed } : {}),
-              });
-              return;
-            case 'abort':
-              log.warn(
-                { peer: peer.pod, reason: message.reason, message: message.message },
-                'receiver aborted',
-              );
-              peer.finish({
-                pod: peer.pod,
-                outcome: 'failed',
-                reason: message.reason,
-                message: message.message,
-              });
-              if (started) abortComm(`receiver ${peer.pod} aborted`);
-              checkRendezvous();
-              return;
-            case 'ping':
-              return;
-            default:
-              log.warn({ peer: peer.pod, type: message.type }, 'unexpected peer message');
-          }
-        },
-        (reason) => {
-          log.warn({ peer: peer?.pod ?? socket.remoteAddress, reason }, 'bad peer frame');
-          if (peer === undefined) refuse('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, reason);
-          else {
-            peer.finish({
-              pod: peer.pod,
-              outcome: 'failed',
-              reason: Reasons.Failed,
-              message: `protocol error: ${reason}`,
-            });
-            if (started) abortComm(`protocol error from ${peer.pod}`);
+          },
+          dropped: (_peer, why) => {
+            // One communicator for all: a lost member would stall every broadcast until the deadline.
+            if (started) abortComm(why);
             checkRendezvous();
-          }
-        },
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(ctx.port, ctx.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    log.info({ address: `${ctx.host}:${ctx.port}` }, 'seed listening (nccl)');
+          },
+          onRefused: this.#options.onRefused,
+        }),
+      'seed listening (nccl)',
+    );
 
     const done = (async (): Promise<ReceiverOutcome[]> => {
       const abort = new AbortController();
@@ -859,6 +777,17 @@ export class NcclTransport implements Transport {
       expected.delete(bucket);
       return want;
     };
+    /** Rejects when the seed's checksum of `bucket` has not come within the step timeout. */
+    const checksumTimeout = (bucket: number): Promise<never> =>
+      new Promise<never>((_, reject) =>
+        setTimeout(
+          () =>
+            reject(
+              new TransferError('SEEDCAST_ERR_TIMEOUT', Reasons.SeedLost, `no checksum for bucket ${bucket}`),
+            ),
+          ctx.stepTimeoutMs,
+        ).unref(),
+      );
     try {
       const accepted = await new Promise<Accept>((resolve, reject) => {
         const nonce = newNonce();
@@ -912,75 +841,22 @@ export class NcclTransport implements Transport {
           (message) => {
             if (!handshaken) {
               if (message.type === 'challenge') {
-                const fields = {
-                  namespace: ctx.transfer.namespace,
-                  transfer: ctx.transfer.name,
-                  attempt: ctx.transfer.attempt,
-                  pod: ctx.self.pod,
-                  uid: ctx.self.uid,
-                  rank: ctx.rank,
-                  fingerprint: engine.fingerprint,
-                  stream: 0,
-                  streams: 1,
-                  nonce,
-                };
                 seedNonce = message.nonce;
-                s.write(
-                  encode({ v: V, type: 'hello', ...fields, mac: helloMac(ctx.token, fields, message.nonce) }),
-                );
+                s.write(encode(receiverHello(ctx, 0, 1, nonce, message.nonce)));
                 return;
               }
               if (message.type === 'accept' && seedNonce !== undefined) {
-                const expectedMac = acceptMac(
-                  ctx.token,
-                  {
-                    namespace: ctx.transfer.namespace,
-                    transfer: ctx.transfer.name,
-                    attempt: ctx.transfer.attempt,
-                    pod: message.pod,
-                    uid: message.uid,
-                    rank: message.rank,
-                    fingerprint: message.fingerprint,
-                  },
-                  nonce,
-                  seedNonce,
-                );
                 clearTimeout(handshakeTimer);
-                if (
-                  !macEquals(message.mac, expectedMac) ||
-                  message.pod !== ctx.seed.pod ||
-                  message.uid !== ctx.seed.uid
-                )
-                  return reject(
-                    new TransferError(
-                      'SEEDCAST_ERR_UNAUTHORIZED',
-                      Reasons.Failed,
-                      `the peer at ${ctx.address} could not prove it is seed ${ctx.seed.pod}`,
-                    ),
-                  );
+                const refused = acceptError(ctx, message, nonce, seedNonce);
+                if (refused !== undefined) return reject(refused);
                 handshaken = true;
                 return resolve(message);
               }
               if (message.type === 'refuse') {
                 clearTimeout(handshakeTimer);
-                return reject(
-                  new TransferError(
-                    'SEEDCAST_ERR_UNAUTHORIZED',
-                    message.code === 'SEEDCAST_ERR_FINGERPRINT_MISMATCH'
-                      ? Reasons.FingerprintMismatch
-                      : message.reason,
-                    `seed refused rank ${ctx.rank}: ${message.code}: ${message.message}`,
-                    { retryable: false },
-                  ),
-                );
+                return reject(refusedError(ctx, message));
               }
-              return reject(
-                new TransferError(
-                  'SEEDCAST_ERR_PROTOCOL',
-                  Reasons.Failed,
-                  `unexpected ${message.type} during the handshake`,
-                ),
-              );
+              return reject(unexpectedInHandshake(message.type));
             }
             switch (message.type) {
               case 'join':
@@ -1084,19 +960,7 @@ export class NcclTransport implements Transport {
                 checksumWaiters.set(bucket, () => resolve(takeExpected(bucket))),
               ),
               failedPromise,
-              new Promise<never>((_, reject) =>
-                setTimeout(
-                  () =>
-                    reject(
-                      new TransferError(
-                        'SEEDCAST_ERR_TIMEOUT',
-                        Reasons.SeedLost,
-                        `no checksum for bucket ${bucket}`,
-                      ),
-                    ),
-                  ctx.stepTimeoutMs,
-                ).unref(),
-              ),
+              checksumTimeout(bucket),
             ]);
           },
           fail,
@@ -1114,23 +978,9 @@ export class NcclTransport implements Transport {
           await Promise.race([
             new Promise<void>((resolve) => checksumWaiters.set(bucket, resolve)),
             failedPromise,
-            new Promise<never>((_, reject) =>
-              setTimeout(
-                () =>
-                  reject(
-                    new TransferError(
-                      'SEEDCAST_ERR_TIMEOUT',
-                      Reasons.SeedLost,
-                      `no checksum for bucket ${bucket}`,
-                    ),
-                  ),
-                ctx.stepTimeoutMs,
-              ).unref(),
-            ),
+            checksumTimeout(bucket),
           ]);
-        checksumWaiters.delete(bucket);
-        const want = expected.get(bucket);
-        expected.delete(bucket);
+        const want = takeExpected(bucket);
         if (actual !== want)
           throw new TransferError(
             'SEEDCAST_ERR_CHECKSUM',
@@ -1201,65 +1051,6 @@ export class NcclTransport implements Transport {
       if (socket !== undefined && !socket.destroyed) socket.end();
     }
   }
-}
-
-function checkHello(
-  ctx: SeedRankContext,
-  hello: PeerHello,
-  seedNonce: string,
-  peers: Map<string, Peer>,
-  started: boolean,
-): { code: string; reason: string; message: string } | undefined {
-  if (!macEquals(hello.mac, helloMac(ctx.token, hello, seedNonce)))
-    return {
-      code: 'SEEDCAST_ERR_UNAUTHORIZED',
-      reason: Reasons.Failed,
-      message: 'hello not signed with the pod-to-pod token',
-    };
-  if (
-    hello.namespace !== ctx.transfer.namespace ||
-    hello.transfer !== ctx.transfer.name ||
-    hello.attempt !== ctx.transfer.attempt
-  )
-    return {
-      code: 'SEEDCAST_ERR_UNAUTHORIZED',
-      reason: Reasons.Failed,
-      message: `this port serves ${ctx.transfer.namespace}/${ctx.transfer.name} attempt ${ctx.transfer.attempt}, not ${hello.namespace}/${hello.transfer} attempt ${hello.attempt}`,
-    };
-  const peer = peers.get(hello.pod);
-  if (peer === undefined || peer.uid !== hello.uid)
-    return {
-      code: 'SEEDCAST_ERR_UNAUTHORIZED',
-      reason: Reasons.Failed,
-      message: `pod ${hello.pod} (uid ${hello.uid}) is not a receiver of ${ctx.transfer.name}`,
-    };
-  if (hello.rank !== ctx.rank)
-    return {
-      code: 'SEEDCAST_ERR_INVALID',
-      reason: Reasons.Failed,
-      message: `this port serves rank ${ctx.rank}, not rank ${hello.rank}`,
-    };
-  if (hello.fingerprint !== ctx.engine.fingerprint)
-    return {
-      code: 'SEEDCAST_ERR_FINGERPRINT_MISMATCH',
-      reason: Reasons.FingerprintMismatch,
-      message: `rank ${ctx.rank}: receiver fingerprint ${hello.fingerprint} differs from the seed's ${ctx.engine.fingerprint}`,
-    };
-  if (started)
-    return { code: 'SEEDCAST_ERR_INVALID', reason: Reasons.Failed, message: 'the broadcast already started' };
-  if (!peer.alive)
-    return {
-      code: 'SEEDCAST_ERR_INVALID',
-      reason: Reasons.Failed,
-      message: `${hello.pod} already failed in this transfer`,
-    };
-  if (peer.socket !== undefined || hello.stream !== 0 || hello.streams !== 1)
-    return {
-      code: 'SEEDCAST_ERR_INVALID',
-      reason: Reasons.Failed,
-      message: `${hello.pod} is already connected (nccl uses one control connection per rank)`,
-    };
-  return undefined;
 }
 
 function splitAddress(address: string): [string, number] {

@@ -4,7 +4,7 @@
 // copies). Receivers read chunks straight into pooled buffers (`onread`), write them into their
 // slot, checksum them, and drain a bucket only after its checksum matched. Flow control is
 // per receiver: a credit per bucket, granted once the slot that will hold it is free.
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { Reasons } from '../../api/v1alpha1/conditions.ts';
 import { errorMessage, truncate } from '../../shared/errors.ts';
 import { bucketRange } from '../bridge/buckets.ts';
@@ -13,20 +13,24 @@ import { BucketChecksum, type Partial32x2 } from '../checksum.ts';
 import { asTransferError, TransferError } from '../errors.ts';
 import { isAsyncSlot } from '../memory/host.ts';
 import {
+  acceptError,
+  acceptReceiver,
+  listenForReceivers,
+  receiverHello,
+  refusedError,
+  unexpectedInHandshake,
+} from '../peer/handshake.ts';
+import {
   type Accept,
-  acceptMac,
   decodeHeader,
   encodeControl,
   encodeHeader,
   FRAME_CHUNK,
   FRAME_CONTROL,
   HEADER_BYTES,
-  helloMac,
   MAX_CHUNK_BYTES,
-  macEquals,
   newNonce,
   PEER_PROTOCOL_VERSION,
-  type PeerHello,
   type PeerMessage,
   peerMessage,
 } from '../peer/protocol.ts';
@@ -240,133 +244,48 @@ export class TcpTransport implements Transport {
     };
     const log = ctx.log;
 
-    const server: Server = createServer((socket) => {
-      socket.setNoDelay(true);
-      const seedNonce = newNonce();
-      let peer: ReceiverPeer | undefined;
-      const refuse = (code: string, reason: string, message: string): void => {
-        log.warn({ peer: socket.remoteAddress, code, reason, message }, 'refused a peer');
-        this.#options.onRefused?.(reason);
-        socket.end(encodeControl({ v: V, type: 'refuse', code, reason, message: truncate(message) }));
-        socket.destroySoon();
-      };
-      const handshakeTimer = setTimeout(
-        () => refuse('SEEDCAST_ERR_TIMEOUT', Reasons.Failed, 'no hello in time'),
-        ctx.stepTimeoutMs,
-      );
-      socket.on('error', () => {});
-      socket.on('close', () => {
-        clearTimeout(handshakeTimer);
-        if (peer?.alive) {
-          peer.finish({
-            pod: peer.pod,
-            outcome: 'failed',
-            reason: Reasons.ReceiverLost,
-            message: 'receiver connection closed before it reported',
-          });
-          log.warn({ peer: peer.pod }, 'receiver lost');
-          checkRendezvous();
-        }
-      });
-      socket.write(encodeControl({ v: V, type: 'challenge', nonce: seedNonce }));
-      new ControlReader(
-        socket,
-        (message) => {
-          if (peer === undefined) {
-            clearTimeout(handshakeTimer);
-            if (message.type !== 'hello')
-              return refuse('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, `expected hello, got ${message.type}`);
-            const refusal = this.#check(ctx, message, seedNonce, peers, started);
-            if (refusal !== undefined) return refuse(refusal.code, refusal.reason, refusal.message);
-            peer = peers.get(message.pod) as ReceiverPeer;
-            if (peer.expectedStreams === 0) peer.expectedStreams = message.streams;
-            peer.streams[message.stream] = socket;
+    const server = await listenForReceivers(
+      ctx,
+      (socket) =>
+        acceptReceiver<ReceiverPeer, PeerMessage>(socket, {
+          ctx,
+          peers,
+          started: () => started,
+          read: (s, onMessage, onError) => new ControlReader(s, onMessage, onError),
+          chunkBytes: this.#options.chunkBytes,
+          lostMessage: 'receiver connection closed before it reported',
+          slotRefusal: (peer, hello) =>
+            hello.stream >= hello.streams ||
+            (peer.expectedStreams !== 0 && peer.expectedStreams !== hello.streams) ||
+            peer.streams[hello.stream] !== undefined
+              ? {
+                  code: 'SEEDCAST_ERR_INVALID',
+                  reason: Reasons.Failed,
+                  message: `stream ${hello.stream}/${hello.streams} is invalid or taken`,
+                }
+              : undefined,
+          admit: (peer, hello, socket) => {
+            if (peer.expectedStreams === 0) peer.expectedStreams = hello.streams;
+            peer.streams[hello.stream] = socket;
             peer.connected++;
-            const fields = {
-              namespace: ctx.transfer.namespace,
-              transfer: ctx.transfer.name,
-              attempt: ctx.transfer.attempt,
-              pod: ctx.self.pod,
-              uid: ctx.self.uid,
-              rank: ctx.rank,
-              fingerprint: ctx.engine.fingerprint,
-            };
-            socket.write(
-              encodeControl({
-                v: V,
-                type: 'accept',
-                pod: ctx.self.pod,
-                uid: ctx.self.uid,
-                rank: ctx.rank,
-                fingerprint: ctx.engine.fingerprint,
-                totalBytes: ctx.engine.totalBytes,
-                bucketBytes: ctx.engine.bucketBytes,
-                buckets: ctx.engine.buckets,
-                chunkBytes: this.#options.chunkBytes,
-                mac: acceptMac(ctx.token, fields, message.nonce, seedNonce),
-              }),
-            );
+          },
+          admitted: (_peer, hello) => {
             log.info(
-              { peer: message.pod, stream: message.stream, streams: message.streams },
+              { peer: hello.pod, stream: hello.stream, streams: hello.streams },
               'receiver stream accepted',
             );
             checkRendezvous();
-            return;
-          }
-          switch (message.type) {
-            case 'credit':
-              peer.grant(message.bucket);
-              return;
-            case 'result':
-              peer.finish({
-                pod: peer.pod,
-                outcome: message.outcome,
-                ...(message.message === undefined ? {} : { message: message.message }),
-                ...(message.outcome === 'failed' ? { reason: Reasons.Failed } : {}),
-              });
-              return;
-            case 'abort':
-              log.warn(
-                { peer: peer.pod, reason: message.reason, message: message.message },
-                'receiver aborted',
-              );
-              peer.finish({
-                pod: peer.pod,
-                outcome: 'failed',
-                reason: message.reason,
-                message: message.message,
-              });
-              checkRendezvous();
-              return;
-            case 'ping':
-              return;
-            default:
-              log.warn({ peer: peer.pod, type: message.type }, 'unexpected peer message');
-          }
-        },
-        (reason) => {
-          log.warn({ peer: peer?.pod ?? socket.remoteAddress, reason }, 'bad peer frame');
-          if (peer === undefined) refuse('SEEDCAST_ERR_PROTOCOL', Reasons.Failed, reason);
-          else {
-            peer.finish({
-              pod: peer.pod,
-              outcome: 'failed',
-              reason: Reasons.Failed,
-              message: `protocol error: ${reason}`,
-            });
-            checkRendezvous();
-          }
-        },
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(ctx.port, ctx.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    log.info({ address: `${ctx.host}:${ctx.port}` }, 'seed listening');
+          },
+          handle: (peer, message) => {
+            if (message.type !== 'credit') return false;
+            peer.grant(message.bucket);
+            return true;
+          },
+          dropped: () => checkRendezvous(),
+          onRefused: this.#options.onRefused,
+        }),
+      'seed listening',
+    );
 
     const done = (async (): Promise<ReceiverOutcome[]> => {
       const abort = new AbortController();
@@ -427,79 +346,6 @@ export class TcpTransport implements Transport {
       }
     })();
     return { address: `${ctx.host}:${ctx.port}`, done };
-  }
-
-  #check(
-    ctx: SeedRankContext,
-    hello: PeerHello,
-    seedNonce: string,
-    peers: Map<string, ReceiverPeer>,
-    started: boolean,
-  ): { code: string; reason: string; message: string } | undefined {
-    if (!macEquals(hello.mac, helloMac(ctx.token, hello, seedNonce))) {
-      return {
-        code: 'SEEDCAST_ERR_UNAUTHORIZED',
-        reason: Reasons.Failed,
-        message: 'hello not signed with the pod-to-pod token',
-      };
-    }
-    if (
-      hello.namespace !== ctx.transfer.namespace ||
-      hello.transfer !== ctx.transfer.name ||
-      hello.attempt !== ctx.transfer.attempt
-    ) {
-      return {
-        code: 'SEEDCAST_ERR_UNAUTHORIZED',
-        reason: Reasons.Failed,
-        message: `this port serves ${ctx.transfer.namespace}/${ctx.transfer.name} attempt ${ctx.transfer.attempt}, not ${hello.namespace}/${hello.transfer} attempt ${hello.attempt}`,
-      };
-    }
-    const peer = peers.get(hello.pod);
-    if (peer === undefined || peer.uid !== hello.uid) {
-      return {
-        code: 'SEEDCAST_ERR_UNAUTHORIZED',
-        reason: Reasons.Failed,
-        message: `pod ${hello.pod} (uid ${hello.uid}) is not a receiver of ${ctx.transfer.name}`,
-      };
-    }
-    if (hello.rank !== ctx.rank) {
-      return {
-        code: 'SEEDCAST_ERR_INVALID',
-        reason: Reasons.Failed,
-        message: `this port serves rank ${ctx.rank}, not rank ${hello.rank}`,
-      };
-    }
-    if (hello.fingerprint !== ctx.engine.fingerprint) {
-      return {
-        code: 'SEEDCAST_ERR_FINGERPRINT_MISMATCH',
-        reason: Reasons.FingerprintMismatch,
-        message: `rank ${ctx.rank}: receiver fingerprint ${hello.fingerprint} differs from the seed's ${ctx.engine.fingerprint}`,
-      };
-    }
-    if (started)
-      return {
-        code: 'SEEDCAST_ERR_INVALID',
-        reason: Reasons.Failed,
-        message: 'the broadcast already started',
-      };
-    if (!peer.alive)
-      return {
-        code: 'SEEDCAST_ERR_INVALID',
-        reason: Reasons.Failed,
-        message: `${hello.pod} already failed in this transfer`,
-      };
-    if (
-      hello.stream >= hello.streams ||
-      (peer.expectedStreams !== 0 && peer.expectedStreams !== hello.streams) ||
-      peer.streams[hello.stream] !== undefined
-    ) {
-      return {
-        code: 'SEEDCAST_ERR_INVALID',
-        reason: Reasons.Failed,
-        message: `stream ${hello.stream}/${hello.streams} is invalid or taken`,
-      };
-    }
-    return undefined;
   }
 
   async #broadcast(ctx: SeedRankContext, peers: ReceiverPeer[], signal: AbortSignal): Promise<void> {
@@ -902,56 +748,14 @@ export class TcpTransport implements Transport {
         let handshaken = false;
         const handshake = (message: PeerMessage): void => {
           if (message.type === 'challenge' && !handshaken) {
-            const fields = {
-              namespace: ctx.transfer.namespace,
-              transfer: ctx.transfer.name,
-              attempt: ctx.transfer.attempt,
-              pod: ctx.self.pod,
-              uid: ctx.self.uid,
-              rank: ctx.rank,
-              fingerprint: engine.fingerprint,
-              stream,
-              streams: streamCount,
-              nonce,
-            };
-            socket.write(
-              encodeControl({
-                v: V,
-                type: 'hello',
-                ...fields,
-                mac: helloMac(ctx.token, fields, message.nonce),
-              }),
-            );
+            socket.write(encodeControl(receiverHello(ctx, stream, streamCount, nonce, message.nonce)));
             seedNonce = message.nonce;
             return;
           }
           if (message.type === 'accept' && !handshaken && seedNonce !== undefined) {
-            const expected = acceptMac(
-              ctx.token,
-              {
-                namespace: ctx.transfer.namespace,
-                transfer: ctx.transfer.name,
-                attempt: ctx.transfer.attempt,
-                pod: message.pod,
-                uid: message.uid,
-                rank: message.rank,
-                fingerprint: message.fingerprint,
-              },
-              nonce,
-              seedNonce,
-            );
-            if (
-              !macEquals(message.mac, expected) ||
-              message.pod !== ctx.seed.pod ||
-              message.uid !== ctx.seed.uid
-            ) {
-              reject(
-                new TransferError(
-                  'SEEDCAST_ERR_UNAUTHORIZED',
-                  Reasons.Failed,
-                  `the peer at ${ctx.address} could not prove it is seed ${ctx.seed.pod}`,
-                ),
-              );
+            const refused = acceptError(ctx, message, nonce, seedNonce);
+            if (refused !== undefined) {
+              reject(refused);
               return;
             }
             handshaken = true;
@@ -959,27 +763,10 @@ export class TcpTransport implements Transport {
             return;
           }
           if (message.type === 'refuse') {
-            const reason =
-              message.code === 'SEEDCAST_ERR_FINGERPRINT_MISMATCH'
-                ? Reasons.FingerprintMismatch
-                : message.reason;
-            reject(
-              new TransferError(
-                'SEEDCAST_ERR_UNAUTHORIZED',
-                reason,
-                `seed refused rank ${ctx.rank}: ${message.code}: ${message.message}`,
-                { retryable: false },
-              ),
-            );
+            reject(refusedError(ctx, message));
             return;
           }
-          reject(
-            new TransferError(
-              'SEEDCAST_ERR_PROTOCOL',
-              Reasons.Failed,
-              `unexpected ${message.type} during the handshake`,
-            ),
-          );
+          reject(unexpectedInHandshake(message.type));
         };
         let seedNonce: string | undefined;
         const protocolError = (reason: string): void => {
