@@ -31,3 +31,7 @@ export function asTransferError(err: unknown, fallbackReason: string = Reasons.F
     { cause: err },
   );
 }
+
+/** The transfer's deadline passed; `what` says during which step. */
+export const deadlineError = (what: string): TransferError =>
+  new TransferError('SEEDCAST_ERR_TIMEOUT', Reasons.DeadlineExceeded, `transfer deadline passed ${what}`);

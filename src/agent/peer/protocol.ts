@@ -2,6 +2,7 @@
 //   u8 type (1 control, 2 chunk) · 3 zero bytes · u32 length · u32 bucket · u32 offset  (big-endian)
 // then `length` payload bytes: UTF-8 JSON for control frames, raw bucket bytes for chunks.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { z } from 'zod';
 import { canonicalJson } from '../bridge/fingerprint.ts';
 
@@ -197,4 +198,63 @@ export function acceptMac(
   seedNonce: string,
 ): string {
   return mac(token, 'seedcast-peer-accept-v1', { ...fields, nonce: receiverNonce, seedNonce });
+}
+
+/** Parses one control frame body with `schema`; a string says why it is not a valid message. */
+export function parseControl<T>(body: Buffer, schema: z.ZodType<T>): T | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return 'control frame is not JSON';
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success)
+    return `invalid control message: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
+  return parsed.data;
+}
+
+/**
+ * Reads control frames from a socket that carries no chunk frames toward us (the seed's side of a
+ * tcp stream, both sides of an nccl control connection); a chunk frame is `noChunks`, an error.
+ */
+export class ControlReader<T> {
+  #buffered: Buffer = Buffer.alloc(0);
+  readonly #schema: z.ZodType<T>;
+  readonly #noChunks: string;
+  readonly #onMessage: (message: T) => void;
+  readonly #onError: (reason: string) => void;
+
+  constructor(
+    socket: Socket,
+    options: { schema: z.ZodType<T>; noChunks: string },
+    onMessage: (message: T) => void,
+    onError: (reason: string) => void,
+  ) {
+    this.#schema = options.schema;
+    this.#noChunks = options.noChunks;
+    this.#onMessage = onMessage;
+    this.#onError = onError;
+    socket.on('data', (chunk: Buffer) => this.#push(chunk));
+  }
+
+  #push(chunk: Buffer): void {
+    this.#buffered = this.#buffered.length === 0 ? chunk : Buffer.concat([this.#buffered, chunk]);
+    while (this.#buffered.length >= HEADER_BYTES) {
+      const header = decodeHeader(this.#buffered.subarray(0, HEADER_BYTES));
+      if (typeof header === 'string' || header.type !== FRAME_CONTROL) {
+        this.#onError(typeof header === 'string' ? header : this.#noChunks);
+        return;
+      }
+      if (this.#buffered.length < HEADER_BYTES + header.length) return;
+      const body = this.#buffered.subarray(HEADER_BYTES, HEADER_BYTES + header.length);
+      this.#buffered = this.#buffered.subarray(HEADER_BYTES + header.length);
+      const parsed = parseControl(body, this.#schema);
+      if (typeof parsed === 'string') {
+        this.#onError(parsed);
+        return;
+      }
+      this.#onMessage(parsed);
+    }
+  }
 }

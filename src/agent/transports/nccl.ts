@@ -21,7 +21,7 @@ import { errorMessage, truncate } from '../../shared/errors.ts';
 import { bucketRange } from '../bridge/buckets.ts';
 import type { EngineRank } from '../bridge/server.ts';
 import { SLOTS_PER_RANK } from '../bridge/server.ts';
-import { asTransferError, TransferError } from '../errors.ts';
+import { asTransferError, deadlineError, TransferError } from '../errors.ts';
 import { type CudaSlot, isCudaSlot } from '../memory/cuda.ts';
 import {
   acceptError,
@@ -33,10 +33,9 @@ import {
 } from '../peer/handshake.ts';
 import {
   type accept as acceptSchema,
-  decodeHeader,
+  ControlReader,
   encodeHeader,
   FRAME_CONTROL,
-  HEADER_BYTES,
   newNonce,
   PEER_PROTOCOL_VERSION,
   peerMessage,
@@ -63,6 +62,8 @@ const join = z.object({
 });
 const ncclMessage = z.union([peerMessage, join]);
 type NcclMessage = z.infer<typeof ncclMessage>;
+/** No chunk frames ever travel on this transport: control frames only, both ways. */
+const CONTROL_ONLY = { schema: ncclMessage, noChunks: 'the nccl transport carries no chunk frames' };
 type Accept = z.infer<typeof acceptSchema>;
 
 function encode(message: NcclMessage): Buffer {
@@ -162,34 +163,6 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-/** Reads control frames (no chunk frames ever travel on this transport). */
-class ControlReader {
-  #buffered: Buffer = Buffer.alloc(0);
-  constructor(socket: Socket, onMessage: (message: NcclMessage) => void, onError: (reason: string) => void) {
-    socket.on('data', (chunk: Buffer) => {
-      this.#buffered = this.#buffered.length === 0 ? chunk : Buffer.concat([this.#buffered, chunk]);
-      while (this.#buffered.length >= HEADER_BYTES) {
-        const header = decodeHeader(this.#buffered.subarray(0, HEADER_BYTES));
-        if (typeof header === 'string') return onError(header);
-        if (header.type !== FRAME_CONTROL) return onError('the nccl transport carries no chunk frames');
-        if (this.#buffered.length < HEADER_BYTES + header.length) return;
-        const body = this.#buffered.subarray(HEADER_BYTES, HEADER_BYTES + header.length);
-        this.#buffered = this.#buffered.subarray(HEADER_BYTES + header.length);
-        let value: unknown;
-        try {
-          value = JSON.parse(body.toString('utf8'));
-        } catch {
-          return onError('control frame is not JSON');
-        }
-        const parsed = ncclMessage.safeParse(value);
-        if (!parsed.success)
-          return onError(`invalid control message: ${parsed.error.issues[0]?.message ?? ''}`);
-        onMessage(parsed.data);
-      }
-    });
-  }
-}
-
 function cudaSlots(engine: EngineRank): CudaSlot[] {
   const slots = engine.slots;
   if (slots.length < SLOTS_PER_RANK || !slots.every(isCudaSlot))
@@ -201,9 +174,6 @@ function cudaSlots(engine: EngineRank): CudaSlot[] {
     );
   return slots as CudaSlot[];
 }
-
-const deadlineError = (what: string): TransferError =>
-  new TransferError('SEEDCAST_ERR_TIMEOUT', Reasons.DeadlineExceeded, `transfer deadline passed ${what}`);
 
 /** ms left for one NCCL call: the step timeout, never past the transfer deadline. */
 function callTimeout(ctx: { stepTimeoutMs: number; deadline: number }): number {
@@ -276,7 +246,7 @@ export class NcclTransport implements Transport {
           ctx,
           peers,
           started: () => started,
-          read: (s, onMessage, onError) => new ControlReader(s, onMessage, onError),
+          read: (s, onMessage, onError) => new ControlReader(s, CONTROL_ONLY, onMessage, onError),
           chunkBytes: 4,
           lostMessage: 'receiver control connection closed before it reported',
           slotRefusal: (peer, hello) =>
@@ -838,6 +808,7 @@ export class NcclTransport implements Transport {
         });
         new ControlReader(
           s,
+          CONTROL_ONLY,
           (message) => {
             if (!handshaken) {
               if (message.type === 'challenge') {

@@ -10,7 +10,7 @@ import { errorMessage, truncate } from '../../shared/errors.ts';
 import { bucketRange } from '../bridge/buckets.ts';
 import { SLOTS_PER_RANK } from '../bridge/server.ts';
 import { BucketChecksum, type Partial32x2 } from '../checksum.ts';
-import { asTransferError, TransferError } from '../errors.ts';
+import { asTransferError, deadlineError, TransferError } from '../errors.ts';
 import { isAsyncSlot } from '../memory/host.ts';
 import {
   acceptError,
@@ -22,16 +22,17 @@ import {
 } from '../peer/handshake.ts';
 import {
   type Accept,
+  ControlReader,
   decodeHeader,
   encodeControl,
   encodeHeader,
   FRAME_CHUNK,
-  FRAME_CONTROL,
   HEADER_BYTES,
   MAX_CHUNK_BYTES,
   newNonce,
   PEER_PROTOCOL_VERSION,
   type PeerMessage,
+  parseControl,
   peerMessage,
 } from '../peer/protocol.ts';
 import { type ChunkPool, Pacer } from './pool.ts';
@@ -70,59 +71,8 @@ interface StreamState {
   acquiring: boolean;
 }
 const V = PEER_PROTOCOL_VERSION;
-
-/** Reads control frames from a socket that never carries chunks toward us (the seed's side). */
-class ControlReader {
-  #buffered: Buffer = Buffer.alloc(0);
-  readonly #onMessage: (message: PeerMessage) => void;
-  readonly #onError: (reason: string) => void;
-
-  constructor(socket: Socket, onMessage: (message: PeerMessage) => void, onError: (reason: string) => void) {
-    this.#onMessage = onMessage;
-    this.#onError = onError;
-    socket.on('data', (chunk: Buffer) => this.#push(chunk));
-  }
-
-  #push(chunk: Buffer): void {
-    this.#buffered = this.#buffered.length === 0 ? chunk : Buffer.concat([this.#buffered, chunk]);
-    while (this.#buffered.length >= HEADER_BYTES) {
-      const header = decodeHeader(this.#buffered.subarray(0, HEADER_BYTES));
-      if (typeof header === 'string') {
-        this.#onError(header);
-        return;
-      }
-      if (header.type !== FRAME_CONTROL) {
-        this.#onError('receivers send no chunk frames');
-        return;
-      }
-      if (this.#buffered.length < HEADER_BYTES + header.length) return;
-      const body = this.#buffered.subarray(HEADER_BYTES, HEADER_BYTES + header.length);
-      this.#buffered = this.#buffered.subarray(HEADER_BYTES + header.length);
-      const parsed = parseControl(body);
-      if (typeof parsed === 'string') {
-        this.#onError(parsed);
-        return;
-      }
-      this.#onMessage(parsed);
-    }
-  }
-}
-
-function parseControl(body: Buffer): PeerMessage | string {
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString('utf8'));
-  } catch {
-    return 'control frame is not JSON';
-  }
-  const parsed = peerMessage.safeParse(value);
-  if (!parsed.success)
-    return `invalid control message: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`;
-  return parsed.data;
-}
-
-const deadlineError = (what: string): TransferError =>
-  new TransferError('SEEDCAST_ERR_TIMEOUT', Reasons.DeadlineExceeded, `transfer deadline passed ${what}`);
+/** The seed's side of a stream: receivers send control frames only. */
+const SEED_SIDE = { schema: peerMessage, noChunks: 'receivers send no chunk frames' };
 
 /** One receiver pod as the seed sees it for one rank. */
 class ReceiverPeer {
@@ -251,7 +201,7 @@ export class TcpTransport implements Transport {
           ctx,
           peers,
           started: () => started,
-          read: (s, onMessage, onError) => new ControlReader(s, onMessage, onError),
+          read: (s, onMessage, onError) => new ControlReader(s, SEED_SIDE, onMessage, onError),
           chunkBytes: this.#options.chunkBytes,
           lostMessage: 'receiver connection closed before it reported',
           slotRefusal: (peer, hello) =>
@@ -826,7 +776,7 @@ export class TcpTransport implements Transport {
                 if (filled < control.length) return true;
                 phase = 'header';
                 filled = 0;
-                const parsed = parseControl(control);
+                const parsed = parseControl(control, peerMessage);
                 if (typeof parsed === 'string') {
                   protocolError(parsed);
                   return false;
