@@ -88,7 +88,9 @@ for (const suite of SUITES) {
   process.stdout.write(`\n=== ${suite.name}: ${files.length} files ===\n`);
   const result = await run(
     process.execPath,
-    ['--test', '--test-reporter=spec', '--test-concurrency=1', ...files],
+    // --test-force-exit: a failed test that leaves a watch or a server open must fail the run, not
+    // hang it until CI's time limit.
+    ['--test', '--test-reporter=spec', '--test-concurrency=1', '--test-force-exit', ...files],
     parseNode,
   );
   totals.passed += result.passed;
