@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { bucketCount, bucketRange } from '../../src/agent/bridge/buckets.ts';
 import type { EngineRank } from '../../src/agent/bridge/server.ts';
 import { loadConfig } from '../../src/agent/config.ts';
@@ -34,6 +34,8 @@ const skip = existsSync(FAKE_CUDA) || process.env.CI ? false : 'addon not built:
 // biome-ignore lint/suspicious/noExplicitAny: the addon's Gpu, loaded lazily
 let gpu: any;
 const BUCKET = 1 << 20;
+/** Every slot a fake engine borrowed; returned after each test, so one failure cannot starve the next. */
+const lent: CudaSlot[] = [];
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -55,6 +57,7 @@ function fakeEngine(
   const slots = [0, 1].map(
     (slot) => memory.allocate({ rank: 0, slot, bytes: Math.min(BUCKET, weights.length), device }) as CudaSlot,
   );
+  lent.push(...slots);
   const received = Buffer.alloc(weights.length);
   const engine = {
     rank: 0,
@@ -239,6 +242,9 @@ describe('agent GPU path on the fake driver', { skip }, () => {
       slotsPerDevice: 6,
     });
   });
+  afterEach(() => {
+    for (const s of lent.splice(0)) s.close();
+  });
   after(async () => {
     await memory?.close();
   });
@@ -377,7 +383,7 @@ describe('agent GPU path on the fake driver', { skip }, () => {
         return true;
       },
     );
-    assert.ok(r1.drains <= 1, `drained ${r1.drains}`);
+    assert.ok(r1.drains <= 1, `drained ${r1.drains}: nothing after the failed bucket 1`);
     const outcome = await session.done.then(
       (o) => o[0]?.outcome,
       () => 'failed',

@@ -615,6 +615,8 @@ export class NcclTransport implements Transport {
       failedPromise: Promise<never>;
       expectChecksum: (bucket: number) => Promise<string | undefined>;
       fail: (err: unknown) => void;
+      /** The first failure, once there is one: no drain starts after it. */
+      failure: () => TransferError | undefined;
     },
   ): Promise<void> {
     const { engine } = ctx;
@@ -646,6 +648,10 @@ export class NcclTransport implements Transport {
       await (slot.buffer as unknown as WireBuffer).copyFromDevice(wire, { bytes });
       stats.copyMs += performance.now() - tCopy;
       (freed[bucket] as Deferred<void>).resolve();
+      // Drains go to the engine in bucket order, and none starts once a bucket has failed.
+      if (bucket > 0) await Promise.race([(drained[bucket - 1] as Deferred<void>).promise, io.failedPromise]);
+      const failure = io.failure();
+      if (failure !== undefined) throw failure;
       await engine.drain(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
       (drained[bucket] as Deferred<void>).resolve();
       verifiedBytes += bytes;
@@ -935,13 +941,19 @@ export class NcclTransport implements Transport {
             ]);
           },
           fail,
+          failure: () => failed,
         });
       }
 
       const drains: Array<Promise<void>> = [];
       let verifiedBytes = 0;
       let first = 0;
-      const verifyAndDrain = async (bucket: number, slot: CudaSlot, bytes: number): Promise<void> => {
+      const verifyAndDrain = async (
+        bucket: number,
+        slot: CudaSlot,
+        bytes: number,
+        previous: Promise<void> | undefined,
+      ): Promise<void> => {
         const tSum = performance.now();
         const actual = await slot.checksum(bytes);
         stats.checksumMs += performance.now() - tSum;
@@ -958,6 +970,9 @@ export class NcclTransport implements Transport {
             Reasons.Failed,
             `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
           );
+        // Drains go to the engine in bucket order, and none starts once a bucket has failed.
+        if (previous !== undefined) await Promise.race([previous, failedPromise]);
+        if (failed !== undefined) throw failed;
         await engine.drain(bucket, bucket % SLOTS_PER_RANK, ctx.stepTimeoutMs);
         verifiedBytes += bytes;
         ctx.onProgress(verifiedBytes);
@@ -986,7 +1001,7 @@ export class NcclTransport implements Transport {
         stats.broadcastMs += tEnd - tCast;
         stats.broadcastGpuMs += result.gpuMs;
         stats.broadcastSpanMs = tEnd - first;
-        const drain = verifyAndDrain(bucket, slot, range.bytes);
+        const drain = verifyAndDrain(bucket, slot, range.bytes, drains[bucket - 1]);
         drain.catch((err) => fail(err));
         drains[bucket] = drain;
       }
