@@ -7,6 +7,7 @@
 #include "addon_data.h"
 #include "device_buffer.h"
 #include "errors.h"
+#include "host_memory.h"
 #include "nccl_communicator.h"
 #include "pinned_buffer.h"
 #include "promise_worker.h"
@@ -203,6 +204,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocPinned", Napi::Function::New(env, PinnedBuffer::Alloc, "allocPinned"));
   exports.Set("ncclUniqueId", Napi::Function::New(env, NcclCommunicator::UniqueId, "ncclUniqueId"));
   exports.Set("ncclInit", Napi::Function::New(env, NcclCommunicator::Init, "ncclInit"));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
+  exports.Set("sum32x2", Napi::Function::New(env, HostSum32x2, "sum32x2"));
   exports.Set("DeviceBuffer", device_buffer);
   exports.Set("PinnedBuffer", pinned_buffer);
   exports.Set("NcclCommunicator", communicator);

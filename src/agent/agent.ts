@@ -10,6 +10,7 @@ import type { StatusSink, TransferSource } from './cluster/types.ts';
 import type { AgentConfig } from './config.ts';
 import { CudaStagedTransport } from './memory/cuda-tcp.ts';
 import { HostStagingMemory } from './memory/host.ts';
+import { openHostMapper } from './memory/host-mapping.ts';
 import type { MemoryKind, StagingMemory } from './memory/types.ts';
 import { AgentMetrics } from './metrics.ts';
 import { TransferRunner } from './runner.ts';
@@ -36,7 +37,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   const { log } = deps;
   mkdirSync(config.stagingDir, { recursive: true });
   const metrics = new AgentMetrics();
-  const memory = new Map<MemoryKind, StagingMemory>([['host', new HostStagingMemory(config.stagingDir)]]);
+  const mapper = await openHostMapper(config, log);
+  const memory = new Map<MemoryKind, StagingMemory>([
+    ['host', new HostStagingMemory(config.stagingDir, mapper)],
+  ]);
   for (const extra of deps.memory ?? []) memory.set(extra.kind, extra);
   const pool = new ChunkPool(config.chunkBytes, config.poolChunks);
   const tcp = new TcpTransport({
@@ -44,6 +48,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     chunkBytes: config.chunkBytes,
     window: config.window,
     pool,
+    ...(mapper === undefined ? {} : { sum: mapper.sum }),
     onRefused: (r) => metrics.peerRefused(r),
   });
   // With cuda slots, tcp stages through pinned host mirrors (host slots pass through unchanged).

@@ -133,6 +133,12 @@ export const SETTINGS = {
     schema: int(500, 60_000).default(500),
     help: 'status writes per transfer at most this often',
   },
+  hostMapping: {
+    env: 'SEEDCAST_HOST_MAPPING',
+    flag: 'host-mapping',
+    schema: z.enum(['auto', 'on', 'off']).default('auto'),
+    help: 'map host staging slots through the native addon, so tcp reads and writes sockets in place: auto (if the addon loads), on (required), off',
+  },
   gpu: {
     env: 'SEEDCAST_GPU',
     flag: 'gpu',

@@ -149,6 +149,10 @@ export interface NativeBinding {
   copySegments(device: number, buffers: NativeDeviceBuffer[], table: BigUint64Array): Promise<number>;
   allocPinned(bytes: number, device?: number): Promise<NativePinnedBuffer>;
   ncclUniqueId(): Promise<Buffer>;
+  /** A Buffer over the first `bytes` of a file, MAP_SHARED read-write (unmapped when collected). */
+  mapFile?(path: string, bytes: number): Buffer;
+  /** sum32x2's two sums of a host range as if it started at word 0. */
+  sum32x2?(bytes: Uint8Array): { a: number; c: number };
   ncclInit(
     uniqueId: Buffer,
     rank: number,

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { DEFAULT_ADDON_PATH } from '../../src/native/loader.ts';
 import { Harness, type Pod, waitFor } from './harness.ts';
+
+/** With the addon built (CI builds it), agents map their host slots unless told not to. */
+const MAPPING = existsSync(DEFAULT_ADDON_PATH);
+const mapped = (h: Harness, pod: Pod): boolean =>
+  readFileSync(join(h.dir, `${pod.name}-agent.log`), 'utf8').includes('host staging slots are mapped');
 
 describe('tcp transfer between agent processes', () => {
   const h = new Harness('transfer');
@@ -9,8 +17,17 @@ describe('tcp transfer between agent processes', () => {
 
   before(async () => {
     seed = await h.pod({ name: 'seed-0', tp: 2, size: '6Mi', state: 'loaded' });
+    // recv-b reads and writes its slots with positional I/O: both data paths, one wire format.
     receivers = await Promise.all(
-      ['recv-a', 'recv-b', 'recv-c'].map((name) => h.pod({ name, tp: 2, size: '6Mi', state: 'empty' })),
+      ['recv-a', 'recv-b', 'recv-c'].map((name) =>
+        h.pod({
+          name,
+          tp: 2,
+          size: '6Mi',
+          state: 'empty',
+          ...(name === 'recv-b' ? { agentFlags: { 'host-mapping': 'off' } } : {}),
+        }),
+      ),
     );
   });
   after(() => h.close());
@@ -56,5 +73,44 @@ describe('tcp transfer between agent processes', () => {
     assert.ok(seedEntry.bytesSent >= 3 * 2 * 5_000_000);
     const metrics = await (await fetch(`http://127.0.0.1:${receivers[0]?.httpPort}/metrics`)).text();
     assert.match(metrics, /seedcast_agent_transfers_total\{role="receiver",outcome="succeeded"\} 1/);
+    assert.equal(mapped(h, seed), MAPPING);
+    assert.equal(mapped(h, receivers[0] as Pod), MAPPING);
+    assert.equal(mapped(h, receivers[1] as Pod), false);
+  });
+
+  it('a seed with positional I/O serves a receiver with mapped slots', async () => {
+    const plain = await h.pod({
+      name: 'seed-plain',
+      tp: 1,
+      size: '5Mi',
+      state: 'loaded',
+      agentFlags: { 'host-mapping': 'off' },
+    });
+    const target = await h.pod({ name: 'recv-mapped', tp: 1, size: '5Mi', state: 'empty' });
+    const fingerprint = await h.fingerprint(plain);
+    await h.transfer({ name: 'wt-mixed', fingerprint, seed: plain, receivers: [target], ranks: 1 });
+    const entry = await waitFor(
+      () => {
+        const e = h.receiverEntry('wt-mixed', target);
+        return e !== undefined && (e.phase === 'Succeeded' || e.phase === 'Failed') ? e : undefined;
+      },
+      30_000,
+      'recv-mapped to finish',
+    );
+    assert.equal(entry.phase, 'Succeeded', JSON.stringify(entry));
+    const status = await waitFor(
+      () => {
+        const s = h.engineStatus(target);
+        return s?.ranks.every((rank) => rank.state === 'loaded') ? s : undefined;
+      },
+      10_000,
+      'recv-mapped engine loaded',
+    );
+    assert.deepEqual(
+      status.ranks.map((r) => r.digest),
+      h.engineStatus(plain)?.ranks.map((r) => r.digest),
+    );
+    assert.equal(mapped(h, plain), false);
+    assert.equal(mapped(h, target), MAPPING);
   });
 });

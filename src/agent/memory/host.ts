@@ -1,11 +1,14 @@
 // Host staging slots: one file per slot in the staging directory (a tmpfs such as /dev/shm or an
-// emptyDir with medium Memory). Node has no mmap, so the agent uses positional reads and writes;
-// an engine may map the file. Besides the synchronous `StagingSlot` methods, a host slot offers
+// emptyDir with medium Memory). With a `HostMapper` (the native addon) the agent maps the file and
+// exposes it as `mapped` (the tcp transport then moves bytes between sockets and the slot with no
+// copy of its own); without one, Node has no mmap and the agent uses positional reads and writes.
+// The engine maps the file either way. Besides the synchronous `StagingSlot` methods, a host slot offers
 // `readAsync`/`writeAsync` (`AsyncStagingSlot`, an addition: `StagingSlot` is unchanged): the
 // copy runs on a libuv pool thread, so the transport's JS thread keeps the sockets busy meanwhile.
 import { closeSync, ftruncateSync, openSync, read, readSync, unlinkSync, write, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SlotDescriptor } from '../bridge/messages.ts';
+import type { HostMapper } from './host-mapping.ts';
 import type { StagingMemory, StagingSlot } from './types.ts';
 
 /** A slot whose copies can run off the JS thread (host slots); other kinds may add it later. */
@@ -14,6 +17,11 @@ export interface AsyncStagingSlot extends StagingSlot {
   readAsync(target: Uint8Array, slotOffset: number, length: number): Promise<number>;
   /** Like `write`, on a pool thread; `source` must not be touched until it settles. */
   writeAsync(source: Uint8Array, slotOffset: number): Promise<void>;
+}
+
+/** The slot's memory as a Buffer (mapped host slots), or undefined. */
+export function mappedView(slot: StagingSlot): Buffer | undefined {
+  return (slot as { mapped?: Buffer }).mapped;
 }
 
 export function isAsyncSlot(slot: StagingSlot): slot is AsyncStagingSlot {
@@ -30,13 +38,20 @@ class HostSlot implements AsyncStagingSlot {
   /** Async copies in flight: `close` closes the descriptor once they settled. */
   #pending = 0;
   #closing = false;
+  /** The slot file mapped into this process (with a HostMapper); undefined once closed. */
+  #mapped: Buffer | undefined;
 
-  constructor(path: string, slot: number, bytes: number) {
+  constructor(path: string, slot: number, bytes: number, mapper?: HostMapper) {
     this.path = path;
     this.slot = slot;
     this.bytes = bytes;
     this.#fd = openSync(path, 'w+', 0o600);
     ftruncateSync(this.#fd, bytes);
+    this.#mapped = mapper?.mapFile(path, bytes);
+  }
+
+  get mapped(): Buffer | undefined {
+    return this.#mapped;
   }
 
   describe(): SlotDescriptor {
@@ -44,6 +59,11 @@ class HostSlot implements AsyncStagingSlot {
   }
 
   read(target: Uint8Array, slotOffset: number, length: number): number {
+    const mapped = this.#mapped;
+    if (mapped !== undefined) {
+      this.#fdOrThrow();
+      return mapped.copy(target, 0, slotOffset, Math.min(slotOffset + length, this.bytes));
+    }
     let done = 0;
     while (done < length) {
       const n = readSync(this.#fdOrThrow(), target, done, length - done, slotOffset + done);
@@ -54,6 +74,16 @@ class HostSlot implements AsyncStagingSlot {
   }
 
   write(source: Uint8Array, slotOffset: number): void {
+    const mapped = this.#mapped;
+    if (mapped !== undefined) {
+      this.#fdOrThrow();
+      if (slotOffset + source.length > this.bytes)
+        throw new RangeError(
+          `write of ${source.length} bytes at ${slotOffset} past the slot's ${this.bytes}`,
+        );
+      mapped.set(source, slotOffset);
+      return;
+    }
     let done = 0;
     while (done < source.length)
       done += writeSync(this.#fdOrThrow(), source, done, source.length - done, slotOffset + done);
@@ -82,6 +112,8 @@ class HostSlot implements AsyncStagingSlot {
   close(): void {
     if (this.#fd === undefined || this.#closing) return;
     this.#closing = true;
+    // The mapping itself goes when the last view of it is collected (a socket may still hold one).
+    this.#mapped = undefined;
     try {
       unlinkSync(this.path);
     } catch {
@@ -136,9 +168,16 @@ class HostSlot implements AsyncStagingSlot {
 export class HostStagingMemory implements StagingMemory {
   readonly kind = 'host' as const;
   readonly #directory: string;
+  readonly #mapper: HostMapper | undefined;
 
-  constructor(directory: string) {
+  constructor(directory: string, mapper?: HostMapper) {
     this.#directory = directory;
+    this.#mapper = mapper;
+  }
+
+  /** Whether slots are mapped into the agent (see host-mapping.ts). */
+  get mapped(): boolean {
+    return this.#mapper !== undefined;
   }
 
   allocate(request: { rank: number; slot: number; bytes: number }): StagingSlot {
@@ -146,6 +185,7 @@ export class HostStagingMemory implements StagingMemory {
       join(this.#directory, `staging-r${request.rank}-s${request.slot}`),
       request.slot,
       request.bytes,
+      this.#mapper,
     );
   }
 }

@@ -11,7 +11,7 @@ import { bucketRange } from '../bridge/buckets.ts';
 import { SLOTS_PER_RANK } from '../bridge/server.ts';
 import { BucketChecksum, type Partial32x2 } from '../checksum.ts';
 import { asTransferError, deadlineError, TransferError } from '../errors.ts';
-import { isAsyncSlot } from '../memory/host.ts';
+import { isAsyncSlot, mappedView } from '../memory/host.ts';
 import {
   acceptError,
   acceptReceiver,
@@ -52,11 +52,18 @@ export interface TcpTransportOptions {
   /** Chunks a seed rank may have in flight (read from the slot, not yet on the wire). */
   window: number;
   pool: ChunkPool;
+  /**
+   * sum32x2 over any host range (the native addon's). With it, mapped host slots are sent and
+   * received in place: no chunk buffers, no copies by the agent besides the kernel's.
+   */
+  sum?: (bytes: Uint8Array) => Partial32x2;
   /** A peer was refused at the handshake (for metrics). */
   onRefused?: (reason: string) => void;
 }
 
 const PING_INTERVAL_MS = 2000;
+/** Where a failed in-place receiver's last socket reads go. */
+const discard = Buffer.alloc(64 * 1024);
 /** A receiver checksums arriving chunk bytes in pieces of at least this size (cache-hot). */
 const SUM_STEP = 128 * 1024;
 
@@ -300,7 +307,7 @@ export class TcpTransport implements Transport {
 
   async #broadcast(ctx: SeedRankContext, peers: ReceiverPeer[], signal: AbortSignal): Promise<void> {
     const { engine } = ctx;
-    const { pool, chunkBytes, window } = this.#options;
+    const { pool, chunkBytes, window, sum } = this.#options;
     const pacer = ctx.bandwidthLimit === undefined ? undefined : new Pacer(ctx.bandwidthLimit);
     const quiet = <T>(promise: Promise<T>): Promise<T> => {
       promise.catch(() => {});
@@ -345,8 +352,17 @@ export class TcpTransport implements Transport {
       }
       const slot = engine.slot(bucket % SLOTS_PER_RANK);
       const asyncSlot = isAsyncSlot(slot) ? slot : undefined;
+      // A mapped slot is sent in place: chunks are views of the slot, checksummed there.
+      const view = sum === undefined ? undefined : mappedView(slot);
+      if (view !== undefined && view.length < range.bytes)
+        throw new TransferError(
+          'SEEDCAST_ERR_PROTOCOL',
+          Reasons.Failed,
+          `staging slot shorter than bucket ${bucket}`,
+        );
       const checksum = new BucketChecksum(range.bytes);
       const reads: Array<Promise<void>> = []; // read out of the slot and checksummed
+      const flushes: Array<Promise<void>> = []; // in place: on every receiver's socket (or failed)
       const issued: Array<Promise<void>> = []; // handed to every receiver's socket
       for (let offset = 0; offset < range.bytes; offset += chunkBytes) {
         check();
@@ -354,30 +370,38 @@ export class TcpTransport implements Transport {
         while (inFlight >= window && failure === undefined && !signal.aborted)
           await new Promise<void>((resolve) => (windowWaiter = resolve));
         check();
-        const buffer = await pool.acquire();
+        const buffer = view === undefined ? await pool.acquire() : undefined;
         inFlight++;
         const release = (): void => {
-          pool.release(buffer);
+          if (buffer !== undefined) pool.release(buffer);
           inFlight--;
           wakeWindow();
         };
         const index = chunkIndex++;
-        const payload = buffer.subarray(0, length);
-        // The copy out of the slot runs on a pool thread (host slots) while this thread sends.
+        const payload =
+          buffer === undefined
+            ? (view as Buffer).subarray(offset, offset + length)
+            : buffer.subarray(0, length);
+        // The copy out of the slot runs on a pool thread (host slots) while this thread sends;
+        // a mapped slot needs no copy, only its checksum.
         const read = quiet(
-          (asyncSlot !== undefined
-            ? asyncSlot.readAsync(buffer, offset, length)
-            : Promise.resolve().then(() => slot.read(buffer, offset, length))
-          ).then((n) => {
-            if (n !== length)
-              throw new TransferError(
-                'SEEDCAST_ERR_PROTOCOL',
-                Reasons.Failed,
-                `staging slot shorter than bucket ${bucket}`,
-              );
-            // Checksummed right after the read, while the chunk is still in cache.
-            checksum.add(offset, length, pool.arena.partial(payload));
-          }),
+          buffer === undefined
+            ? Promise.resolve().then(() =>
+                checksum.add(offset, length, (sum as NonNullable<typeof sum>)(payload)),
+              )
+            : (asyncSlot !== undefined
+                ? asyncSlot.readAsync(buffer, offset, length)
+                : Promise.resolve().then(() => slot.read(buffer, offset, length))
+              ).then((n) => {
+                if (n !== length)
+                  throw new TransferError(
+                    'SEEDCAST_ERR_PROTOCOL',
+                    Reasons.Failed,
+                    `staging slot shorter than bucket ${bucket}`,
+                  );
+                // Checksummed right after the read, while the chunk is still in cache.
+                checksum.add(offset, length, pool.arena.partial(payload));
+              }),
         );
         reads.push(read);
         const send = quiet(
@@ -403,18 +427,22 @@ export class TcpTransport implements Transport {
         );
         issued.push(quiet(send.then(() => {})));
         // The buffer goes back once every socket flushed it (or the chunk failed before a write).
-        send.then(
+        const flushed = send.then(
           (writes) => Promise.all(writes).then(release),
           (err) => {
             release();
             failed(err);
           },
         );
+        flushes.push(flushed);
       }
       const readOut = quiet(Promise.all(reads).then(() => {}));
       const next = bucket + SLOTS_PER_RANK;
-      // The slot has been read out completely: the engine may refill it.
-      if (next < engine.buckets) fills[next] = quiet(readOut.then(() => fill(next)));
+      // The slot has been read out completely (in place: every socket flushed its views of it):
+      // the engine may refill it.
+      const slotFree =
+        view === undefined ? readOut : quiet(Promise.all([readOut, ...flushes]).then(() => {}));
+      if (next < engine.buckets) fills[next] = quiet(slotFree.then(() => fill(next)));
       tails.push(
         quiet(
           Promise.all([readOut, ...issued]).then(() => {
@@ -436,7 +464,15 @@ export class TcpTransport implements Transport {
 
   async receive(ctx: ReceiverRankContext): Promise<void> {
     const { engine } = ctx;
-    const { streams: streamCount, pool } = this.#options;
+    const { streams: streamCount, pool, sum } = this.#options;
+    // In place: with mapped slots, chunk payloads are read straight into the slot (validated at
+    // their header, before a byte lands) and checksummed there; no chunk buffers, no slot writes.
+    const views = Array.from({ length: SLOTS_PER_RANK }, (_, i) =>
+      engine.buckets > i ? mappedView(engine.slot(i)) : undefined,
+    );
+    const direct =
+      sum !== undefined &&
+      views.slice(0, Math.min(SLOTS_PER_RANK, engine.buckets)).every((v) => v !== undefined);
     const [host, portText] = splitAddress(ctx.address);
     const abort = new AbortController();
     const onAbort = (): void => abort.abort(ctx.signal.reason);
@@ -496,6 +532,7 @@ export class TcpTransport implements Transport {
     };
 
     const maybeVerify = (bucket: number): void => {
+      if (failed !== undefined) return; // nothing reaches the engine after a failure
       const state = received.get(bucket);
       if (state === undefined || state.expected === undefined || state.bytes !== state.checksum.length)
         return;
@@ -538,6 +575,47 @@ export class TcpTransport implements Transport {
       );
     };
 
+    /** A chunk's header checks out (credited bucket, inside it, not more than it holds): counts it. */
+    const admit = (bucket: number, offset: number, length: number) => {
+      const state = received.get(bucket);
+      if (state === undefined || !credited.has(bucket)) {
+        fail(
+          new TransferError(
+            'SEEDCAST_ERR_PROTOCOL',
+            Reasons.Failed,
+            `chunk of bucket ${bucket} arrived without credit`,
+          ),
+        );
+        return undefined;
+      }
+      if (
+        offset % 4 !== 0 ||
+        offset + length > state.checksum.length ||
+        state.arrived + length > state.checksum.length
+      ) {
+        fail(
+          new TransferError(
+            'SEEDCAST_ERR_PROTOCOL',
+            Reasons.Failed,
+            `chunk ${bucket}@${offset}+${length} outside the bucket`,
+          ),
+        );
+        return undefined;
+      }
+      state.arrived += length;
+      return state;
+    };
+
+    /** In place: a whole chunk landed in the slot (admitted at its header). */
+    const onDirectChunk = (bucket: number, offset: number, length: number, partial: Partial32x2): boolean => {
+      const state = received.get(bucket);
+      if (state === undefined || failed !== undefined) return false;
+      state.checksum.add(offset, length, partial);
+      state.bytes += length;
+      maybeVerify(bucket);
+      return failed === undefined;
+    };
+
     /** Slot writes a stream may have in flight before it stops reading its socket. */
     const WRITES_PER_STREAM = 2;
     const resumeStream = (stream: number): void => {
@@ -573,33 +651,9 @@ export class TcpTransport implements Transport {
       partial: Partial32x2,
     ): boolean => {
       const st = streamState[stream] as StreamState;
-      const state = received.get(bucket);
-      if (state === undefined || !credited.has(bucket)) {
-        fail(
-          new TransferError(
-            'SEEDCAST_ERR_PROTOCOL',
-            Reasons.Failed,
-            `chunk of bucket ${bucket} arrived without credit`,
-          ),
-        );
-        return false;
-      }
-      if (
-        offset % 4 !== 0 ||
-        offset + length > state.checksum.length ||
-        state.arrived + length > state.checksum.length
-      ) {
-        fail(
-          new TransferError(
-            'SEEDCAST_ERR_PROTOCOL',
-            Reasons.Failed,
-            `chunk ${bucket}@${offset}+${length} outside the bucket`,
-          ),
-        );
-        return false;
-      }
+      const state = admit(bucket, offset, length);
+      if (state === undefined) return false;
       const payload = target.subarray(0, length);
-      state.arrived += length;
       state.checksum.add(offset, length, partial);
       const slot = engine.slot(bucket % SLOTS_PER_RANK);
       if (!isAsyncSlot(slot)) {
@@ -686,6 +740,8 @@ export class TcpTransport implements Transport {
     const openStream = (stream: number, st: StreamState): Promise<Accept> =>
       new Promise<Accept>((resolve, reject) => {
         const header = Buffer.alloc(HEADER_BYTES);
+        /** In place: the slot range the current chunk is read into. */
+        let slotTarget: Buffer | undefined;
         let phase: 'header' | 'control' | 'chunk' = 'header';
         let frame = { type: 0, length: 0, bucket: 0, offset: 0 };
         let control = Buffer.alloc(0);
@@ -736,10 +792,13 @@ export class TcpTransport implements Transport {
             buffer: () => {
               if (phase === 'header') return header.subarray(filled);
               if (phase === 'control') return control.subarray(filled);
+              // After a failure nothing more lands in the slot (the engine may reuse it).
+              if (direct) return failed === undefined ? (slotTarget as Buffer).subarray(filled) : discard;
               // A chunk phase starts only while the stream holds a buffer (it pauses otherwise).
               return (st.buffer as Buffer).subarray(filled, frame.length);
             },
             callback: (bytes: number) => {
+              if (direct && failed !== undefined) return false;
               lastActivity = performance.now();
               filled += bytes;
               if (phase === 'header') {
@@ -752,15 +811,24 @@ export class TcpTransport implements Transport {
                 }
                 frame = decoded;
                 if (decoded.type === FRAME_CHUNK) {
-                  const target = st.buffer;
+                  const limit = direct ? pool.chunkBytes : (st.buffer?.length ?? 0);
                   if (
                     !handshaken ||
                     accepted === undefined ||
-                    target === undefined ||
-                    decoded.length > target.length
+                    decoded.length > limit ||
+                    decoded.length === 0
                   ) {
                     protocolError('chunk before the handshake or larger than agreed');
                     return false;
+                  }
+                  if (direct) {
+                    // Checked before any byte lands in the slot: the engine may be draining the other one.
+                    if (admit(decoded.bucket, decoded.offset, decoded.length) === undefined) {
+                      socket.destroy();
+                      return false;
+                    }
+                    const view = views[decoded.bucket % SLOTS_PER_RANK] as Buffer;
+                    slotTarget = view.subarray(decoded.offset, decoded.offset + decoded.length);
                   }
                   phase = 'chunk';
                   summed = 0;
@@ -789,7 +857,9 @@ export class TcpTransport implements Transport {
               const complete = filled === frame.length;
               if (complete || filled - summed >= SUM_STEP) {
                 const end = complete ? filled : filled - (filled % 16);
-                const p = pool.arena.partial((st.buffer as Buffer).subarray(summed, end));
+                const p = direct
+                  ? (sum as NonNullable<typeof sum>)((slotTarget as Buffer).subarray(summed, end))
+                  : pool.arena.partial((st.buffer as Buffer).subarray(summed, end));
                 sumC = (sumC + p.c + Math.imul(summed / 4, p.a)) | 0;
                 sumA = (sumA + p.a) | 0;
                 summed = end;
@@ -797,6 +867,13 @@ export class TcpTransport implements Transport {
               if (!complete) return true;
               phase = 'header';
               filled = 0;
+              if (direct) {
+                slotTarget = undefined;
+                return onDirectChunk(frame.bucket, frame.offset, frame.length, {
+                  a: sumA >>> 0,
+                  c: sumC >>> 0,
+                });
+              }
               return onChunk(stream, frame.bucket, frame.offset, st.buffer as Buffer, frame.length, {
                 a: sumA >>> 0,
                 c: sumC >>> 0,
@@ -852,7 +929,12 @@ export class TcpTransport implements Transport {
     );
     try {
       for (let stream = 0; stream < streamCount; stream++)
-        streamState.push({ buffer: await pool.acquire(), writes: 0, paused: false, acquiring: false });
+        streamState.push({
+          buffer: direct ? undefined : await pool.acquire(),
+          writes: 0,
+          paused: false,
+          acquiring: false,
+        });
       const handshakes = Promise.all(streamState.map((st, stream) => openStream(stream, st)));
       handshakes.catch(() => {});
       const accepts = await Promise.race([handshakes, finished.then(() => [] as Accept[])]);
