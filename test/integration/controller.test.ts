@@ -207,14 +207,36 @@ class ReadinessRecorder {
 }
 
 async function allReady(namespace: string, n: number): Promise<PodObject[]> {
-  return waitFor(
-    `${n} pods Ready`,
-    async () => {
-      const list = await pods(namespace);
-      return list.length === n && list.every((p) => weightsReady(p) && podReady(p)) ? list : undefined;
-    },
-    { timeoutMs: 60_000 },
-  );
+  try {
+    return await waitFor(
+      `${n} pods Ready`,
+      async () => {
+        const list = await pods(namespace);
+        return list.length === n && list.every((p) => weightsReady(p) && podReady(p)) ? list : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+  } catch (err) {
+    // What the API server holds, so a timeout says which pod or transfer got stuck.
+    const all = await cluster.client.list<PodObject>({ ...Resources.pods, namespace });
+    const transfers = await cluster.client.list<TransferObject>({ ...TRANSFERS, namespace });
+    const state = [
+      ...all.items.map(
+        (p) =>
+          `pod ${p.metadata.name} ${p.status?.phase ?? '?'}${p.metadata.deletionTimestamp ? ' deleting' : ''} ` +
+          `role=${p.metadata.annotations?.[Annotations.role] ?? '-'} ` +
+          `fp=${p.metadata.annotations?.[Annotations.fingerprint] ?? '-'} ` +
+          (p.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(','),
+      ),
+      ...transfers.items.map(
+        (x) =>
+          `transfer ${x.metadata.name} attempt=${x.spec.attempt} ${x.spec.source.type}` +
+          `${x.spec.source.seed ? `(${x.spec.source.seed.pod})` : ''} → ${x.spec.receivers.map((r) => r.pod).join(',')} ` +
+          `${x.status?.phase ?? 'no status'} ${x.status?.reason ?? ''}`,
+      ),
+    ];
+    throw new Error(`${(err as Error).message}\n${state.join('\n')}`, { cause: err });
+  }
 }
 
 describe('controller against a real control plane', () => {
@@ -275,19 +297,16 @@ describe('controller against a real control plane', () => {
     const { namespace, agents, recorder } = await setup(t, { replicas: 2 });
     let frozen: Set<string> | undefined;
     let victim: string | undefined;
-    // Once two pods serve, freeze the next transfer so its seed can be deleted while it runs.
+    // Once two pods serve, hold every new transfer from a seed until the test picked the one whose
+    // seed it deletes; then hold only that one. (The agents must not pick it themselves: a
+    // transfer that fails before their next round is never seen active, and they would hold the
+    // retry instead — which starves the replacement pod behind maxConcurrentPerSeed: 1.)
     agents.start('model', {
-      hold: (x) => {
-        if (
-          frozen !== undefined &&
-          victim === undefined &&
-          !frozen.has(x.metadata.name) &&
-          x.spec.source.type === 'Seed'
-        ) {
-          victim = x.metadata.name;
-        }
-        return x.metadata.name === victim;
-      },
+      hold: (x) =>
+        frozen !== undefined &&
+        !frozen.has(x.metadata.name) &&
+        x.spec.source.type === 'Seed' &&
+        (victim === undefined || x.metadata.name === victim),
     });
     await allReady(namespace, 2);
     const before = new Set((await agents.transfers()).map((x) => x.metadata.name));
@@ -299,6 +318,7 @@ describe('controller against a real control plane', () => {
       );
       return ts[0];
     });
+    victim = running.metadata.name;
     await cluster.client.delete({ ...Resources.pods, namespace, name: running.spec.source.seed?.pod ?? '' });
     const failed = await waitFor('SeedLost', async () => {
       const x = await agents.transfer(running.metadata.name);
