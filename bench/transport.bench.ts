@@ -122,13 +122,20 @@ async function socketCopy(bytes: number): Promise<{ gbps: number; cpu: number; b
   return { gbps: result.bytes / result.seconds / GB, cpu: s.all + r.all, busiest: Math.max(s.main, r.main) };
 }
 
-function rssBytes(pid: number | undefined): number {
-  if (pid === undefined) return 0;
+/**
+ * Resident memory of a live process: all of it, and the part that is its own (anonymous + file
+ * pages). The rest is shared memory — for an agent with mapped host slots, the staging slots it
+ * shares with its engine (tmpfs pages that exist whether or not the agent maps them).
+ */
+function rssBytes(pid: number | undefined): { all: number; own: number } {
+  if (pid === undefined) return { all: 0, own: 0 };
   try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? 0 : Number(match[1]) * 1024;
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field: string): number =>
+      Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+    return { all: kb('VmRSS'), own: kb('RssAnon') + kb('RssFile') };
   } catch {
-    return 0;
+    return { all: 0, own: 0 };
   }
 }
 
@@ -300,6 +307,7 @@ async function run(options: BenchOptions): Promise<Figure[]> {
           );
 
     const peak = new Map<string, number>();
+    const peakOwn = new Map<string, number>();
     const processes = [seed, ...receivers].flatMap((p) => [
       { name: `${p.name}-agent`, pid: p.agent.pid },
       ...(p.engine === undefined ? [] : [{ name: `${p.name}-engine`, pid: p.engine.pid }]),
@@ -320,7 +328,11 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       const cpuBefore = new Map(processes.map((p) => [p.name, cpuSeconds(p.pid)]));
       const threadsBefore = new Map(processes.map((p) => [p.name, threadSeconds(p.pid)]));
       const sampler = setInterval(() => {
-        for (const p of processes) peak.set(p.name, Math.max(peak.get(p.name) ?? 0, rssBytes(p.pid)));
+        for (const p of processes) {
+          const rss = rssBytes(p.pid);
+          peak.set(p.name, Math.max(peak.get(p.name) ?? 0, rss.all));
+          peakOwn.set(p.name, Math.max(peakOwn.get(p.name) ?? 0, rss.own));
+        }
       }, 50);
       try {
         await h.transfer({ name, fingerprint, seed, receivers, ranks: 1, deadlineSeconds: 600 });
@@ -458,13 +470,16 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       notes: `${loadBefore.toFixed(2)} → ${(loadavg()[0] as number).toFixed(2)} on ${cpus().length} CPUs (others' work on a shared machine shows here)`,
     });
     for (const [name, bytes] of peak) {
+      const own = peakOwn.get(name) ?? 0;
       figures.push({
         name: `peak RSS ${name}`,
         value: bytes / MiB,
         unit: 'MiB',
-        notes: name.endsWith('agent')
-          ? `${((100 * bytes) / total).toFixed(1)}% of the rank's ${(total / MiB).toFixed(0)} MiB`
-          : 'holds the model',
+        notes: `${(own / MiB).toFixed(0)} MiB its own (anon + file), ${((bytes - own) / MiB).toFixed(0)} MiB shared (staging slots mapped from tmpfs)${
+          name.endsWith('agent')
+            ? `; its own memory is ${((100 * own) / total).toFixed(1)}% of the rank's ${(total / MiB).toFixed(0)} MiB`
+            : '; holds the model'
+        }`,
       });
     }
     return figures;
