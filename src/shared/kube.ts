@@ -1,11 +1,12 @@
-// A small Kubernetes REST client on undici. @kubernetes/client-node loads the kubeconfig
-// (files, in-cluster service account, exec plugins) and yields the TLS material; this client
-// adds what the operator needs and the generated clients make awkward: server-side apply on any
-// resource and subresource (status, scale), and watches with bookmarks.
+// A small Kubernetes REST client on undici. The kubeconfig is read by ./kubeconfig.ts for the
+// common cases (in-cluster service account, certificates, tokens) and by @kubernetes/client-node,
+// loaded only then, for the rest (exec plugins, auth providers); this client adds what the
+// operator needs and the generated clients make awkward: server-side apply on any resource and
+// subresource (status, scale), and watches with bookmarks.
 import type https from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request } from 'undici';
 import { SeedcastError } from './errors.ts';
+import { type ApiConnection, loadApiConnection } from './kubeconfig.ts';
 
 export interface ResourceRef {
   /** '' for the core group. */
@@ -100,50 +101,35 @@ export interface KubeClientOptions {
 
 export class KubeClient {
   readonly server: string;
-  readonly kubeConfig: KubeConfig;
+  /** Where the connection came from (a kubeconfig path, the in-cluster service account). */
+  readonly source: string;
   readonly #dispatcher: Agent;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
 
-  private constructor(
-    kc: KubeConfig,
-    server: string,
-    dispatcher: Agent,
-    headers: Record<string, string>,
-    timeoutMs: number,
-  ) {
-    this.kubeConfig = kc;
-    this.server = server.replace(/\/$/, '');
+  private constructor(connection: ApiConnection, dispatcher: Agent, timeoutMs: number) {
+    this.server = connection.server.replace(/\/$/, '');
+    this.source = connection.source;
     this.#dispatcher = dispatcher;
-    this.#headers = headers;
+    this.#headers = connection.headers;
     this.#timeoutMs = timeoutMs;
   }
 
   static async create(options: KubeClientOptions = {}): Promise<KubeClient> {
-    const kc = new KubeConfig();
     const file = options.kubeconfig ?? process.env.SEEDCAST_KUBECONFIG;
-    if (file !== undefined && file !== '') kc.loadFromFile(file);
-    else kc.loadFromDefault();
-    const cluster = kc.getCurrentCluster();
-    if (cluster === null) throw new SeedcastError('SEEDCAST_ERR_CONFIG', 'kubeconfig has no current cluster');
-    const opts: https.RequestOptions = {};
-    await kc.applyToHTTPSOptions(opts);
-    const headers: Record<string, string> = {};
-    for (const [key, value] of Object.entries(opts.headers ?? {})) {
-      if (typeof value === 'string') headers[key.toLowerCase()] = value;
-    }
+    const connection = loadApiConnection(file) ?? (await viaClientNode(file));
     const dispatcher = new Agent({
       connect: {
-        ca: opts.ca as string | Buffer | undefined,
-        cert: opts.cert as string | Buffer | undefined,
-        key: opts.key as string | Buffer | undefined,
-        rejectUnauthorized: cluster.skipTLSVerify !== true,
-        servername: cluster.tlsServerName,
+        ca: connection.ca,
+        cert: connection.cert,
+        key: connection.key,
+        rejectUnauthorized: !connection.skipTLSVerify,
+        servername: connection.tlsServerName,
       },
       keepAliveTimeout: 30_000,
       connections: 32,
     });
-    return new KubeClient(kc, cluster.server, dispatcher, headers, options.timeoutMs ?? 30_000);
+    return new KubeClient(connection, dispatcher, options.timeoutMs ?? 30_000);
   }
 
   async close(): Promise<void> {
@@ -157,13 +143,18 @@ export class KubeClient {
       body?: unknown;
       contentType?: string;
       query?: Record<string, string | number | boolean | undefined>;
+      /** Return the body as text (e.g. `/metrics`), not parsed JSON. */
+      text?: boolean;
     } = {},
   ): Promise<T> {
     const url = new URL(this.server + path);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const headers: Record<string, string> = { ...this.#headers, accept: 'application/json' };
+    const headers: Record<string, string> = {
+      ...this.#headers,
+      accept: options.text === true ? 'text/plain' : 'application/json',
+    };
     let body: string | undefined;
     if (options.body !== undefined) {
       body = JSON.stringify(options.body);
@@ -184,6 +175,7 @@ export class KubeClient {
       throw new KubeApiError(0, 'ConnectionFailed', (err as Error).message, what);
     }
     const text = await response.body.text();
+    if (options.text === true && response.statusCode < 400) return text as T;
     if (response.statusCode >= 400) {
       let reason = 'Unknown';
       let message = text.slice(0, 2000);
@@ -329,4 +321,35 @@ export class KubeClient {
     }
     return undefined;
   }
+}
+
+/** The kubeconfigs ./kubeconfig.ts does not cover (exec plugins, auth providers, merged lists). */
+async function viaClientNode(file: string | undefined): Promise<ApiConnection> {
+  const { KubeConfig } = await import('@kubernetes/client-node');
+  const kc = new KubeConfig();
+  if (file !== undefined && file !== '') kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new SeedcastError('SEEDCAST_ERR_CONFIG', 'kubeconfig has no current cluster');
+  const opts: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(opts);
+  const headers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(opts.headers ?? {})) {
+    if (typeof value === 'string') headers[key.toLowerCase()] = value;
+  }
+  const asBuffer = (v: unknown): Buffer | undefined =>
+    v === undefined ? undefined : Buffer.isBuffer(v) ? v : Buffer.from(String(v));
+  const ca = asBuffer(opts.ca);
+  const cert = asBuffer(opts.cert);
+  const key = asBuffer(opts.key);
+  return {
+    server: cluster.server,
+    ...(ca === undefined ? {} : { ca }),
+    ...(cert === undefined ? {} : { cert }),
+    ...(key === undefined ? {} : { key }),
+    skipTLSVerify: cluster.skipTLSVerify === true,
+    ...(cluster.tlsServerName === undefined ? {} : { tlsServerName: cluster.tlsServerName }),
+    headers,
+    source: `${file ?? 'default kubeconfig'} (via @kubernetes/client-node)`,
+  };
 }
