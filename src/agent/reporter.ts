@@ -1,5 +1,6 @@
 // Writes one transfer's status fragment at most once per interval: the latest state wins, a
-// failed write is retried with the next one, and `flush` waits for the final state to land.
+// failed write is retried with the next one. What others wait for — an urgent `set` (a seed's
+// rendezvous addresses) and `flush` (the final state) — goes out at once, without the interval.
 import { errorMessage } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import type { StatusFragment, StatusSink } from './cluster/types.ts';
@@ -22,15 +23,25 @@ export class StatusReporter {
     this.#log = log;
   }
 
-  set(fragment: StatusFragment): void {
+  #urgent = false;
+
+  /** `urgent`: written as soon as the write in flight (if any) landed, not at the next interval. */
+  set(fragment: StatusFragment, urgent = false): void {
     this.#latest = fragment;
     this.#dirty = true;
+    if (urgent) {
+      this.#urgent = true;
+      if (this.#timer !== undefined) {
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+      }
+    }
     this.#schedule();
   }
 
   #schedule(): void {
     if (this.#timer !== undefined || this.#writing !== undefined) return;
-    const wait = Math.max(0, this.#lastWrite + this.#intervalMs - Date.now());
+    const wait = this.#urgent ? 0 : Math.max(0, this.#lastWrite + this.#intervalMs - Date.now());
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       void this.#write();
@@ -40,6 +51,7 @@ export class StatusReporter {
   async #write(): Promise<void> {
     if (!this.#dirty || this.#latest === undefined) return;
     this.#dirty = false;
+    this.#urgent = false;
     this.#lastWrite = Date.now();
     const fragment = this.#latest;
     this.#writing = this.#sink.applyStatus(this.#transfer, fragment).catch((err) => {
@@ -61,9 +73,10 @@ export class StatusReporter {
         clearTimeout(this.#timer);
         this.#timer = undefined;
       }
-      const wait = this.#lastWrite + this.#intervalMs - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      // The final state: written now, not at the next interval (others wait for it).
       if (this.#writing === undefined) await this.#write();
+      // A failed write: retry after a pause, not in a tight loop against a struggling API server.
+      if (this.#dirty) await new Promise((r) => setTimeout(r, Math.min(this.#intervalMs, 1000)));
     }
   }
 

@@ -271,7 +271,12 @@ export class TransferRunner {
     const { config, sink } = this.#deps;
     const transfer = active.latest;
     const name = transfer.metadata.name;
-    const reporter = new StatusReporter(sink, name, config.progressIntervalMs, log);
+    const reporter = new StatusReporter(
+      sink,
+      name,
+      progressInterval(config.progressIntervalMs, transfer),
+      log,
+    );
     const startedAt = Date.now();
     const deadline = this.#deadline(transfer);
     let ranks: Array<{ rank: number; bytesDone: number; bytesTotal: number; verified: boolean }> = [];
@@ -406,7 +411,12 @@ export class TransferRunner {
     const { config, sink } = this.#deps;
     const transfer = active.latest;
     const name = transfer.metadata.name;
-    const reporter = new StatusReporter(sink, name, config.progressIntervalMs, log);
+    const reporter = new StatusReporter(
+      sink,
+      name,
+      progressInterval(config.progressIntervalMs, transfer),
+      log,
+    );
     const deadline = this.#deadline(transfer);
     let rendezvous: RendezvousEntry[] = [];
     let bytesSent = 0;
@@ -469,7 +479,8 @@ export class TransferRunner {
         address: s.address,
         ...(s.uniqueId === undefined ? {} : { uniqueId: s.uniqueId }),
       }));
-      report();
+      // Receivers wait for these addresses: out now, not at the next progress interval.
+      reporter.set({ seed: { ...seedEntry, bytesSent }, rendezvous }, true);
       const perRank = await Promise.all(
         sessions.map((s) =>
           s.done.catch((err: unknown) => {
@@ -598,4 +609,14 @@ export class TransferRunner {
 export function bandwidthLimitOf(fromTransfer: string | undefined, fromConfig: number | undefined) {
   const limit = fromTransfer === undefined ? fromConfig : (parseBytes(fromTransfer) ?? fromConfig);
   return limit === undefined ? {} : { bandwidthLimit: limit };
+}
+
+/**
+ * How often one agent writes progress into a transfer's status. Every member of a group writes
+ * into the same object and every member watches it, so the API server's work and each agent's
+ * watch traffic grow with the square of the group; the interval grows with the group (one write
+ * per `base` per 4 receivers) so the total stays about the same as for a group of 4.
+ */
+export function progressInterval(baseMs: number, transfer: { spec: { receivers: unknown[] } }): number {
+  return baseMs * Math.max(1, Math.ceil(transfer.spec.receivers.length / 4));
 }
