@@ -381,6 +381,12 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       );
     }
     if (engineKind === 'fixture') {
+      // Receivers publish their digest just after acknowledging the last transfer.
+      await waitFor(
+        () => receivers.every((p) => h.engineStatus(p)?.ranks[0]?.digest !== undefined) || undefined,
+        60_000,
+        'receiver digests',
+      );
       const digests = new Set([seed, ...receivers].map((p) => h.engineStatus(p)?.ranks[0]?.digest));
       if (digests.size !== 1) throw new Error('a receiver digest differs from the seed');
     }

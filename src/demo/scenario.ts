@@ -66,9 +66,12 @@ export function localCommand(container: { image?: string; command?: string[]; ar
   if (argv[0] !== 'seedcast') return undefined;
   // The script path is local and must never be mistaken for a path inside a volume (a pod with
   // an emptyDir at /tmp would otherwise remap a checkout under /tmp).
+  // SEEDCAST_POD_NODE_FLAGS: extra Node flags for every local pod process, e.g.
+  // `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile agents and engines during a scale-out.
+  const nodeFlags = (process.env.SEEDCAST_POD_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
   return {
     command: process.execPath,
-    localArgs: [join(REPO_ROOT, 'bin', 'seedcast.js')],
+    localArgs: [...nodeFlags, join(REPO_ROOT, 'bin', 'seedcast.js')],
     args: argv.slice(1),
   };
 }
@@ -295,7 +298,14 @@ export class ScaleOutScenario {
     await this.observer.waitFor(
       () => {
         const current = this.observer.current();
-        return current.length === replicas && current.every((p) => p.readyAt !== undefined);
+        // With local pods, also until each Ready pod's engine published its digests (the fixture
+        // engine hashes its weights just after it acknowledged them).
+        return (
+          current.length === replicas &&
+          current.every(
+            (p) => p.readyAt !== undefined && (this.#runner === undefined || p.rankDigests !== undefined),
+          )
+        );
       },
       timeoutMs,
       `${replicas} Ready replicas`,
