@@ -10,11 +10,66 @@ import { createLogger } from '../src/shared/log.ts';
 import { createNamespace, deleteNamespace, startCluster } from '../test/support/cluster.ts';
 import type { Benchmark, BenchOptions, Figure } from './types.ts';
 
+/**
+ * When each step of the new pods was done, in seconds after the scale-up decision: the last pod
+ * (and the median) to be scheduled, to have its agent up, to start its transfer, to be verified,
+ * to be Ready. Says where a large scale-out spends its time.
+ */
+function phases(started: number, pods: ReturnType<ScaleOutScenario['summary']>['pods']): string {
+  const steps = ['scheduledAt', 'agentUpAt', 'transferStartAt', 'verifiedAt', 'readyAt'] as const;
+  return steps
+    .map((step) => {
+      const at = pods
+        .map((p) => p[step])
+        .filter((t): t is string => t !== null)
+        .map((t) => (Date.parse(t) - started) / 1000)
+        .sort((a, b) => a - b);
+      if (at.length === 0) return `${step} -`;
+      const median = at[Math.floor((at.length - 1) / 2)] as number;
+      return `${step.replace(/At$/, '')} ${median.toFixed(1)}/${(at.at(-1) as number).toFixed(1)} s`;
+    })
+    .join(', ');
+}
+
+/** apiserver_request_total by verb and resource (+subresource), from the API server's /metrics. */
+async function apiRequests(cluster: Awaited<ReturnType<typeof startCluster>>): Promise<Map<string, number>> {
+  const text = await cluster.client.request<string>('GET', '/metrics', { text: true });
+  const counts = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries(
+      [...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1] as string, m[2] as string]),
+    );
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return counts;
+}
+
+/** What the API server served during one scale-out: the total and the busiest verb/resource pairs. */
+function requestSummary(before: Map<string, number>, after: Map<string, number>): string {
+  const diff = [...after]
+    .map(([key, n]) => [key, n - (before.get(key) ?? 0)] as const)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1]);
+  const total = diff.reduce((sum, [, n]) => sum + n, 0);
+  return `${total} API requests (${diff
+    .slice(0, 6)
+    .map(([key, n]) => `${key} ${n}`)
+    .join(', ')})`;
+}
+
 async function measure(
   cluster: Awaited<ReturnType<typeof startCluster>>,
   added: number,
   bytesPerRank: string,
-): Promise<{ seconds: number; transferSeconds: number; summary: ReturnType<ScaleOutScenario['summary']> }> {
+): Promise<{
+  seconds: number;
+  transferSeconds: number;
+  summary: ReturnType<ScaleOutScenario['summary']>;
+  phases: string;
+  requests: string;
+}> {
   const namespace = await createNamespace(cluster.client, `bench-scale-${added}`);
   const workDir = await mkdtemp(join(tmpdir(), 'sc-bench-'));
   const scenario = new ScaleOutScenario({
@@ -30,10 +85,12 @@ async function measure(
   try {
     await scenario.setUp();
     await scenario.waitForReady(1, 300_000);
+    const requestsBefore = await apiRequests(cluster);
     const started = Date.now();
     await scenario.scaleTo(1 + added);
     await scenario.waitForReady(1 + added, 600_000);
     const summary = scenario.summary();
+    const requests = requestSummary(requestsBefore, await apiRequests(cluster));
     // The transfer phase alone: from the last new pod's agent announcing to the last one Ready.
     // On 2 cores, starting 2 × N processes dominates the whole; this isolates the fan-out.
     const warm = summary.pods.filter(
@@ -41,7 +98,13 @@ async function measure(
     );
     const lastUp = Math.max(...warm.map((p) => Date.parse(p.agentUpAt!)));
     const lastReady = Math.max(...warm.map((p) => Date.parse(p.readyAt!)));
-    return { seconds: (Date.now() - started) / 1000, transferSeconds: (lastReady - lastUp) / 1000, summary };
+    return {
+      seconds: (Date.now() - started) / 1000,
+      transferSeconds: (lastReady - lastUp) / 1000,
+      summary,
+      phases: phases(started, warm),
+      requests,
+    };
   } finally {
     await scenario.tearDown().catch(() => undefined);
     await deleteNamespace(cluster.client, namespace).catch(() => undefined);
@@ -62,7 +125,13 @@ export const benchmark: Benchmark = {
     const transferSeconds = new Map<number, number>();
     try {
       for (const added of sizes) {
-        const { seconds: s, transferSeconds: ts, summary } = await measure(cluster, added, bytesPerRank);
+        const {
+          seconds: s,
+          transferSeconds: ts,
+          summary,
+          phases,
+          requests,
+        } = await measure(cluster, added, bytesPerRank);
         seconds.set(added, s);
         transferSeconds.set(added, ts);
         const groups = summary.groups.map((g) => g.receivers).join('+');
@@ -70,7 +139,7 @@ export const benchmark: Benchmark = {
           name: `scale-up → ${added} new replica(s) Ready`,
           value: s,
           unit: 's',
-          notes: `${bytesPerRank} per rank, TP=2; warm starts ${summary.warmStarts}, groups ${groups}, ${(summary.totalBytes / 1e9).toFixed(2)} GB moved`,
+          notes: `${bytesPerRank} per rank, TP=2; warm starts ${summary.warmStarts}, groups ${groups}, ${(summary.totalBytes / 1e9).toFixed(2)} GB moved; after the decision (median/last): ${phases}; ${requests}`,
         });
       }
       const one = seconds.get(1);

@@ -415,7 +415,9 @@ function apiServerArgs(dir: string, pki: Pki, port: number, etcdPort: number): s
     `--proxy-client-cert-file=${pki.frontProxyClientCert}`,
     `--proxy-client-key-file=${pki.frontProxyClientKey}`,
     '--enable-aggregator-routing=false',
-    '--profiling=false',
+    // SEEDCAST_DEV_PROFILING=1: /debug/pprof on the API server (`kubectl get --raw
+    // '/debug/pprof/profile?seconds=20'`), to see where a large scale-out spends its CPU.
+    `--profiling=${process.env.SEEDCAST_DEV_PROFILING === '1'}`,
   ];
 }
 
