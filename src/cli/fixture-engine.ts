@@ -1,6 +1,7 @@
 // `seedcast fixture-engine`: the CPU fixture engine (see src/fixture/engine.ts).
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { openHostMapper } from '../agent/memory/host-mapping.ts';
 import { parseBytes } from '../agent/units.ts';
 import { parseOrThrow } from '../api/v1alpha1/validate.ts';
 import { FixtureEngine } from '../fixture/engine.ts';
@@ -38,6 +39,7 @@ const options = z.object({
   statusFile: z.string().min(1).optional(),
   loadDelayMs: z.coerce.number().int().nonnegative(),
   logLevel: z.string(),
+  hostMapping: z.enum(['auto', 'on', 'off']),
 });
 
 export async function run(argv: string[]): Promise<number> {
@@ -74,10 +76,14 @@ export async function run(argv: string[]): Promise<number> {
       statusFile: values['status-file'],
       loadDelayMs: values['load-delay-ms'] ?? '0',
       logLevel: values['log-level'] ?? process.env.SEEDCAST_LOG_LEVEL ?? 'info',
+      hostMapping: process.env.SEEDCAST_HOST_MAPPING || 'auto',
     },
     'fixture-engine options',
   );
   const log = createLogger({ name: 'fixture-engine', level: config.logLevel });
+  // Like a real host-memory engine, map the agent's slot files (copies without syscalls) when the
+  // addon is there; positional I/O otherwise.
+  const mapper = await openHostMapper({ hostMapping: config.hostMapping }, log);
   const engine = new FixtureEngine({
     socketPath: config.socket,
     model: {
@@ -91,6 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     state: config.state,
     ...(config.statusFile === undefined ? {} : { statusFile: config.statusFile }),
     loadDelayMs: config.loadDelayMs,
+    ...(mapper === undefined ? {} : { mapper }),
     log,
   });
   engine.start();
