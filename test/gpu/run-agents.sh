@@ -4,6 +4,8 @@
 #       carry [".carry", "native/build/Release"])
 #   PART=nccl bash test/gpu/run-agents.sh: issue 11's bandwidth only (agent-only microbenchmark,
 #   issue 11 end to end, torch references), ~3-5 minutes.
+#   PART=pair: the addon's own two-process broadcast (no agent) under three device layouts, and
+#   torch's, ~2 minutes — run this first next time (docs/notes.md, Next 1).
 # Prepare: npm run build:native; .carry/node.xz as in docs/native.md; and the agent's dependencies:
 #   tar cf .carry/agent-nm.tar node_modules/{zod,pino,@pinojs/redact,atomic-sleep,on-exit-leak-free,\
 #     pino-abstract-transport,pino-std-serializers,process-warning,quick-format-unescaped,real-require,\
@@ -38,6 +40,31 @@ check() { timeout 30 "$NODE" --input-type=module -e "await import('./src/agent/a
 # (test/gpu/.fallback.tar: committed versions of files others were editing, made just before the call.)
 if [ -f test/gpu/.fallback.tar ]; then echo "using committed versions of $(tar tf test/gpu/.fallback.tar | grep -v '/$' | tr '\n' ' ')"; tar xf test/gpu/.fallback.tar; fi
 check && echo "agent loads" || echo "AGENT DOES NOT LOAD"
+if [ "${PART:-all}" = pair ]; then
+  # issue 11, narrowed (next step of docs/notes.md): the addon's own two-process broadcast, no
+  # agent or transport (test/gpu/nccl-addon-pair.ts), 1 GiB x 10, under three device layouts, then
+  # the same call's torch reference. Fast (~1-2 min): if this pair is slow, the addon is the cause.
+  pair() {
+    local name=$1 seedVis=$2 seedDev=$3 recvVis=$4 recvDev=$5; shift 5
+    local B="$OUT/pair-$name"; mkdir -p "$B"; rm -f "$B/id.json"
+    echo "=== pair $name: seed CUDA_VISIBLE_DEVICES=$seedVis dev $seedDev, receiver $recvVis dev $recvDev $*"
+    env "$@" CUDA_VISIBLE_DEVICES=$seedVis timeout 60 "$NODE" test/gpu/nccl-addon-pair.ts seed "$B" "$seedDev" >"$B/seed.log" 2>&1 &
+    local S=$!
+    env "$@" CUDA_VISIBLE_DEVICES=$recvVis timeout 60 "$NODE" test/gpu/nccl-addon-pair.ts receiver "$B" "$recvDev" >"$B/receiver.log" 2>&1
+    echo "receiver rc=$?"; wait $S; echo "seed rc=$?"
+    tail -c 600 "$B/seed.log"; echo; tail -c 600 "$B/receiver.log"; echo
+  }
+  pair both-visible 0,1 0 0,1 1
+  pair one-each 0 0 1 0
+  pair agents-order 0,1 0 1,0 0
+  pair agents-order-debug 0,1 0 1,0 0 NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,TUNING
+  grep -hE "via P2P|coll channels|NCCL_" "$OUT/pair-agents-order-debug/seed.log" | cut -c1-160 | sort | uniq -c | head -12
+  echo "=== torch.distributed references"
+  timeout 75 python3 test/gpu/nccl_baseline.py "$OUT/nccl-baseline.json" >"$OUT/baseline.log" 2>&1
+  echo "baseline rc=$?"; tail -c 1200 "$OUT/baseline.log"
+  echo "done $(date -u +%FT%TZ)"
+  exit 0
+fi
 if [ "${PART:-all}" = nccl ]; then
   # issue 11's bandwidth only: (a) the agent-only microbenchmark (NcclTransport between two Node
   # processes, pre-filled slots, no engine), (b) issue 11 end to end with the wire ring, (c) the
