@@ -5,6 +5,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { FieldManagers, GROUP, Plurals, VERSION } from '../src/api/v1alpha1/names.ts';
+import type { WeightTransfer } from '../src/api/v1alpha1/weighttransfer.ts';
 import { ScaleOutScenario } from '../src/demo/scenario.ts';
 import { createLogger } from '../src/shared/log.ts';
 import { createNamespace, deleteNamespace, startCluster } from '../test/support/cluster.ts';
@@ -16,7 +18,14 @@ import type { Benchmark, BenchOptions, Figure } from './types.ts';
  * to be Ready. Says where a large scale-out spends its time.
  */
 function phases(started: number, pods: ReturnType<ScaleOutScenario['summary']>['pods']): string {
-  const steps = ['scheduledAt', 'agentUpAt', 'transferStartAt', 'verifiedAt', 'readyAt'] as const;
+  const steps = [
+    'scheduledAt',
+    'agentUpAt',
+    'transferStartAt',
+    'verifiedAt',
+    'weightsReadyAt',
+    'readyAt',
+  ] as const;
   return steps
     .map((step) => {
       const at = pods
@@ -44,6 +53,44 @@ async function apiRequests(cluster: Awaited<ReturnType<typeof startCluster>>): P
     counts.set(key, (counts.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
   return counts;
+}
+
+/**
+ * How long after a receiver verified its final status write landed: `verifiedAt` (the agent's
+ * clock, ms) against the `time` of its field manager's entry in managedFields (the API server's,
+ * whole seconds, so ±1 s). Splits "verified → weights-ready" into the write and the controller.
+ */
+async function statusLag(
+  cluster: Awaited<ReturnType<typeof startCluster>>,
+  namespace: string,
+): Promise<string> {
+  const list = await cluster.client.list<WeightTransfer & { metadata: { managedFields?: ManagedField[] } }>({
+    group: GROUP,
+    version: VERSION,
+    plural: Plurals.WeightTransfer,
+    namespace,
+  });
+  const lags: number[] = [];
+  for (const t of list.items) {
+    if (t.spec.source.type !== 'Seed') continue;
+    for (const r of t.status?.receivers ?? []) {
+      if (r.verifiedAt === undefined) continue;
+      const entry = t.metadata.managedFields?.find(
+        (f) => f.manager === FieldManagers.agent(r.pod) && f.subresource === 'status',
+      );
+      if (entry?.time === undefined) continue;
+      lags.push((Date.parse(entry.time) - Date.parse(r.verifiedAt)) / 1000);
+    }
+  }
+  if (lags.length === 0) return 'final receiver writes: -';
+  lags.sort((a, b) => a - b);
+  return `final receiver status write landed after verified (median/last, ±1 s): ${(lags[Math.floor((lags.length - 1) / 2)] as number).toFixed(1)}/${(lags.at(-1) as number).toFixed(1)} s`;
+}
+
+interface ManagedField {
+  manager?: string;
+  subresource?: string;
+  time?: string;
 }
 
 /** What the API server served during one scale-out: the total and the busiest verb/resource pairs. */
@@ -79,6 +126,9 @@ async function measure(
     workDir,
     bytesPerRank,
     coldLoadMs: 1000,
+    // What is timed is the scale-out; the fixture engines' sha256 of every received rank (a test
+    // aid, ~0.7 s of CPU per GB) would compete with it for the 2 cores. Tests keep it on.
+    digests: false,
     batchWindowSeconds: 2,
     log: createLogger({ name: 'bench', level: process.env.SEEDCAST_LOG_LEVEL ?? 'warn' }),
   });
@@ -90,7 +140,7 @@ async function measure(
     await scenario.scaleTo(1 + added);
     await scenario.waitForReady(1 + added, 600_000);
     const summary = scenario.summary();
-    const requests = requestSummary(requestsBefore, await apiRequests(cluster));
+    const requests = `${requestSummary(requestsBefore, await apiRequests(cluster))}; ${await statusLag(cluster, namespace)}`;
     // The transfer phase alone: from the last new pod's agent announcing to the last one Ready.
     // On 2 cores, starting 2 × N processes dominates the whole; this isolates the fan-out.
     const warm = summary.pods.filter(

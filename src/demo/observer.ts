@@ -2,7 +2,7 @@
 // WeightTransfers of one namespace and records when each pod was scheduled, announced by its
 // agent, verified and Ready. Pods are listed before transfers in every round, so a pod seen
 // Ready without a verified transfer in the (newer) transfer list is a real violation.
-import { Annotations, GROUP, Labels, Plurals, VERSION } from '../api/v1alpha1/names.ts';
+import { Annotations, GROUP, Labels, Plurals, VERSION, WEIGHTS_READY } from '../api/v1alpha1/names.ts';
 import type { WeightTransfer } from '../api/v1alpha1/weighttransfer.ts';
 import type { KubeClient, KubeObject } from '../shared/kube.ts';
 import { Resources } from '../shared/kube.ts';
@@ -92,6 +92,8 @@ export class ScaleOutObserver {
       if (pod.metadata.deletionTimestamp !== undefined) obs.deletedAt ??= now;
       if (pod.spec.nodeName !== undefined) obs.scheduledAt ??= now;
       if (pod.metadata.annotations?.[Annotations.fingerprint] !== undefined) obs.agentUpAt ??= now;
+      if (pod.status?.conditions?.some((c) => c.type === WEIGHTS_READY && c.status === 'True') === true)
+        obs.weightsReadyAt ??= now;
       const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
       if (ready && obs.readyAt === undefined) {
         obs.readyAt = now;

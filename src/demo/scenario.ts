@@ -39,6 +39,12 @@ export interface ScenarioOptions {
   bytesPerRank?: string;
   /** Simulated cold-load time per rank, so a storage load costs something. */
   coldLoadMs?: number;
+  /**
+   * Fixture engines hash their weights after a load or receive, so the summary can say every pod
+   * holds the seed's bytes (default true). A benchmark may turn it off: a real engine does not
+   * hash, and on a small machine the hashing competes with the scale-out it measures.
+   */
+  digests?: boolean;
   batchWindowSeconds?: number;
   /**
    * Who changes replicas: `scale` (default) — the caller, through `scaleTo` (what HPA writes);
@@ -109,6 +115,7 @@ export function inferenceDeploymentManifest(options: {
   bytesPerRank: string;
   coldLoadMs: number;
   replicas: number;
+  digests?: boolean;
 }) {
   return {
     apiVersion: API_VERSION,
@@ -134,6 +141,7 @@ export function inferenceDeploymentManifest(options: {
                 '--engine-version=0.1.0',
                 `--load-delay-ms=${options.coldLoadMs}`,
                 `--status-file=${ENGINE_STATUS_FILE}`,
+                ...(options.digests === false ? ['--digest=off'] : []),
               ],
               resources: { limits: { 'nvidia.com/gpu': String(options.tensorParallel) } },
             },
@@ -164,7 +172,7 @@ export class ScaleOutScenario {
       kube: options.kube,
       namespace: options.namespace,
       weightSource: this.options.name,
-      readDigests: (pod) => this.#readDigests(pod),
+      ...(options.digests === false ? {} : { readDigests: (pod) => this.#readDigests(pod) }),
     });
   }
 
@@ -225,6 +233,7 @@ export class ScaleOutScenario {
         tensorParallel,
         bytesPerRank,
         coldLoadMs: this.options.coldLoadMs ?? 3000,
+        ...(this.options.digests === undefined ? {} : { digests: this.options.digests }),
         replicas: 1,
       }),
     );
@@ -303,7 +312,9 @@ export class ScaleOutScenario {
         return (
           current.length === replicas &&
           current.every(
-            (p) => p.readyAt !== undefined && (this.#runner === undefined || p.rankDigests !== undefined),
+            (p) =>
+              p.readyAt !== undefined &&
+              (this.#runner === undefined || this.options.digests === false || p.rankDigests !== undefined),
           )
         );
       },

@@ -8,6 +8,8 @@ export interface PodObservation {
   createdAt?: number;
   scheduledAt?: number;
   agentUpAt?: number;
+  /** When the controller's weights-ready condition was first seen True. */
+  weightsReadyAt?: number;
   readyAt?: number;
   /** Set when the pod was seen Ready while none of its transfers said verified. */
   readyBeforeVerified?: boolean;
@@ -28,6 +30,8 @@ export interface PodSummary {
   agentUpAt: string | null;
   transferStartAt: string | null;
   verifiedAt: string | null;
+  /** The controller's weights-ready condition first seen True (before KWOK/kubelet marks Ready). */
+  weightsReadyAt: string | null;
   readyAt: string | null;
   /** Seconds from the pod's creation to Ready. */
   secondsToReady: number | null;
@@ -90,6 +94,7 @@ export function summarize(pods: PodObservation[], transfers: WeightTransfer[]): 
       agentUpAt: iso(pod.agentUpAt),
       transferStartAt: entry?.startedAt ?? null,
       verifiedAt: iso(verifiedAt),
+      weightsReadyAt: iso(pod.weightsReadyAt),
       readyAt: iso(pod.readyAt),
       secondsToReady:
         pod.readyAt !== undefined && pod.createdAt !== undefined
