@@ -54,7 +54,7 @@ export function hostStagedEngine(
       if (host !== device)
         throw new TransferError(
           'SEEDCAST_ERR_CHECKSUM',
-          Reasons.Failed,
+          Reasons.ChecksumMismatch,
           `bucket ${bucket}: device copy checksum ${device} differs from the verified host bytes ${host}`,
         );
     }

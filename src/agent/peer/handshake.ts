@@ -223,7 +223,7 @@ export function checkHello(
   if (!macEquals(hello.mac, helloMac(ctx.token, hello, seedNonce)))
     return {
       code: 'SEEDCAST_ERR_UNAUTHORIZED',
-      reason: Reasons.Failed,
+      reason: Reasons.Unauthorized,
       message: 'hello not signed with the pod-to-pod token',
     };
   if (
@@ -233,13 +233,13 @@ export function checkHello(
   )
     return {
       code: 'SEEDCAST_ERR_UNAUTHORIZED',
-      reason: Reasons.Failed,
+      reason: Reasons.Unauthorized,
       message: `this port serves ${ctx.transfer.namespace}/${ctx.transfer.name} attempt ${ctx.transfer.attempt}, not ${hello.namespace}/${hello.transfer} attempt ${hello.attempt}`,
     };
   if (peer === undefined || peer.uid !== hello.uid)
     return {
       code: 'SEEDCAST_ERR_UNAUTHORIZED',
-      reason: Reasons.Failed,
+      reason: Reasons.Unauthorized,
       message: `pod ${hello.pod} (uid ${hello.uid}) is not a receiver of ${ctx.transfer.name}`,
     };
   if (hello.rank !== ctx.rank)
@@ -314,7 +314,7 @@ export function acceptError(
   if (!macEquals(message.mac, expected) || message.pod !== ctx.seed.pod || message.uid !== ctx.seed.uid)
     return new TransferError(
       'SEEDCAST_ERR_UNAUTHORIZED',
-      Reasons.Failed,
+      Reasons.Unauthorized,
       `the peer at ${ctx.address} could not prove it is seed ${ctx.seed.pod}`,
     );
   return undefined;

@@ -635,7 +635,7 @@ export class NcclTransport implements Transport {
       if (actual !== want)
         throw new TransferError(
           'SEEDCAST_ERR_CHECKSUM',
-          Reasons.Failed,
+          Reasons.ChecksumMismatch,
           `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
         );
       if (bucket >= SLOTS_PER_RANK) {
@@ -967,7 +967,7 @@ export class NcclTransport implements Transport {
         if (actual !== want)
           throw new TransferError(
             'SEEDCAST_ERR_CHECKSUM',
-            Reasons.Failed,
+            Reasons.ChecksumMismatch,
             `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
           );
         // Drains go to the engine in bucket order, and none starts once a bucket has failed.

@@ -541,7 +541,7 @@ export class TcpTransport implements Transport {
         fail(
           new TransferError(
             'SEEDCAST_ERR_CHECKSUM',
-            Reasons.Failed,
+            Reasons.ChecksumMismatch,
             `bucket ${bucket} checksum ${actual} differs from the seed's ${state.expected}`,
           ),
         );

@@ -46,6 +46,10 @@ export const Reasons = {
   ReceiverLost: 'ReceiverLost',
   FingerprintMismatch: 'FingerprintMismatch',
   ValidationFailed: 'ValidationFailed',
+  /** A bucket's bytes did not match the seed's checksum (nothing unverified reached the engine). */
+  ChecksumMismatch: 'ChecksumMismatch',
+  /** A peer was refused at the handshake: not named in the transfer, or without the pod-to-pod token. */
+  Unauthorized: 'Unauthorized',
 } as const;
 export type Reason = (typeof Reasons)[keyof typeof Reasons];
 
