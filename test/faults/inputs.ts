@@ -194,7 +194,7 @@ export function bridgeFuzzCases(rng: Rng, count: number): Array<{ name: string; 
   };
   const fixed: Array<{ name: string; bytes: Buffer }> = [
     { name: 'zero length', bytes: lengthPrefixed(Buffer.alloc(0)) },
-    { name: 'length past 1 MiB', bytes: lengthPrefixed(Buffer.from('{}'), MAX_FRAME_BYTES + 1) },
+    { name: 'length past the 64 MiB limit', bytes: lengthPrefixed(Buffer.from('{}'), MAX_FRAME_BYTES + 1) },
     { name: 'length 2^32-1', bytes: lengthPrefixed(Buffer.from('{}'), 0xffffffff) },
     { name: 'truncated frame', bytes: lengthPrefixed(Buffer.from('{"v":1,"type":"ping"'), 100) },
     { name: 'truncated header', bytes: Buffer.from([0, 0]) },
@@ -202,7 +202,7 @@ export function bridgeFuzzCases(rng: Rng, count: number): Array<{ name: string; 
     { name: 'JSON array', bytes: encodeFrame([1, 2, 3]) },
     { name: 'JSON string', bytes: encodeFrame('hello') },
     {
-      name: 'huge (1 MiB) JSON string',
+      name: 'huge (64 MiB) JSON string',
       bytes: lengthPrefixed(Buffer.from(`"${'x'.repeat(MAX_FRAME_BYTES - 2)}"`)),
     },
     { name: 'unknown type', bytes: encodeFrame({ v: 1, type: 'format-disk', id: 1 }) },

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { bucketCount, bucketSegments } from '../../src/agent/bridge/buckets.ts';
 import { canonicalJson, podFingerprint, rankFingerprint } from '../../src/agent/bridge/fingerprint.ts';
 import { encodeFrame, FrameDecoder } from '../../src/agent/bridge/frames.ts';
+import { MAX_FRAME_BYTES } from '../../src/agent/bridge/messages.ts';
 import { BucketChecksum, ChecksumArena, sum32x2 } from '../../src/agent/checksum.ts';
 import { loadConfig } from '../../src/agent/config.ts';
 import { parseBytes } from '../../src/agent/units.ts';
@@ -64,7 +65,12 @@ describe('bridge framing', () => {
       { kind: 'json', value: { b: 'x' } },
       { kind: 'malformed', reason: 'frame is not a JSON object' },
     ]);
-    assert.equal(new FrameDecoder().push(Buffer.from([0, 0x20, 0, 0]))[0]?.kind, 'fatal');
+    const tooLong = Buffer.alloc(4);
+    tooLong.writeUInt32BE(MAX_FRAME_BYTES + 1);
+    assert.equal(new FrameDecoder().push(tooLong)[0]?.kind, 'fatal');
+    const atLimit = Buffer.alloc(4);
+    atLimit.writeUInt32BE(MAX_FRAME_BYTES);
+    assert.deepEqual(new FrameDecoder().push(atLimit), []); // waits for the body
   });
 });
 

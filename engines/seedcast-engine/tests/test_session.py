@@ -269,7 +269,11 @@ def test_connect_without_agent_is_a_clear_error(tmp_path):
     assert e.value.code == errors.PEER_LOST and "none.sock" in e.value.message
 
 
-def test_hello_too_large_for_a_frame_is_reported():
+def test_hello_too_large_for_a_frame_is_reported(monkeypatch):
+    # The real limit (64 MiB) takes ~500k tensors; a smaller one shows the same check.
+    import seedcast_engine.shim as shim_module
+
+    monkeypatch.setattr(shim_module, "MAX_FRAME", 1_048_576)
     table = [table_entry(f"model.layers.{i}.mlp.experts.{j}.w", "bfloat16", [4096, 1024], 8388608)
              for i in range(100) for j in range(128)]
     shim = Shim(table, INPUTS, BytesCopier([]))

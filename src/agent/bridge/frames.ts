@@ -1,4 +1,4 @@
-// Length-prefixed JSON frames: a 4-byte big-endian length N (1 ≤ N ≤ 1 MiB), then N bytes of
+// Length-prefixed JSON frames: a 4-byte big-endian length N (1 ≤ N ≤ 64 MiB), then N bytes of
 // UTF-8 JSON. The decoder never throws on input: it reports framing errors as values.
 import { MAX_FRAME_BYTES } from './messages.ts';
 

@@ -3,7 +3,12 @@
 import { z } from 'zod';
 
 export const PROTOCOL_VERSION = 1;
-export const MAX_FRAME_BYTES = 1_048_576;
+/**
+ * 64 MiB: the `hello` frame carries the rank's whole tensor table, ~100–150 bytes per tensor; a
+ * DeepSeek-V3-sized MoE rank with per-expert weights and FP8 scales has ~100k tensors (1 MiB held
+ * ~8–10k). Every other frame is small.
+ */
+export const MAX_FRAME_BYTES = 64 * 1_048_576;
 
 const base = { v: z.literal(PROTOCOL_VERSION) };
 const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);

@@ -1,6 +1,6 @@
 """Bridge protocol v1: framing and message validation (docs/bridge-protocol.md).
 
-Pure Python. Frames are a 4-byte big-endian length N (1 <= N <= 1 MiB) followed by N bytes
+Pure Python. Frames are a 4-byte big-endian length N (1 <= N <= 64 MiB) followed by N bytes
 of UTF-8 JSON holding one object with `"v": 1` and `"type"`. Validation mirrors the agent's
 zod schemas: unknown keys are tolerated (forward compatible), wrong or missing fields are
 reported with their field path.
@@ -16,7 +16,7 @@ from typing import Any, Callable
 from .errors import ProtocolError, ValidationError
 
 VERSION = 1
-MAX_FRAME = 1_048_576
+MAX_FRAME = 64 * 1_048_576  # the hello frame carries the whole tensor table (~100k tensors fit)
 HEADER = struct.Struct(">I")
 
 MEMORY_KINDS = ("host", "cuda")
