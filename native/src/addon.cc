@@ -206,6 +206,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ncclInit", Napi::Function::New(env, NcclCommunicator::Init, "ncclInit"));
   exports.Set("mapFile", Napi::Function::New(env, MapFile, "mapFile"));
   exports.Set("sum32x2", Napi::Function::New(env, HostSum32x2, "sum32x2"));
+  exports.Set("sum32x2Async", Napi::Function::New(env, HostSum32x2Async, "sum32x2Async"));
   exports.Set("DeviceBuffer", device_buffer);
   exports.Set("PinnedBuffer", pinned_buffer);
   exports.Set("NcclCommunicator", communicator);

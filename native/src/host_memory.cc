@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "errors.h"
+#include "promise_worker.h"
 
 namespace seedcast {
 
@@ -120,6 +123,28 @@ Napi::Value HostSum32x2(const Napi::CallbackInfo& info) {
   o.Set("a", Napi::Number::New(env, a));
   o.Set("c", Napi::Number::New(env, c));
   return o;
+}
+
+// sum32x2Async(bytes): the same on a libuv pool thread (a promise of { a, c }), so a sender can
+// checksum what it is about to write while its JS thread keeps the sockets busy. The buffer is
+// kept alive until the promise settles; the caller must not change it meanwhile.
+Napi::Value HostSum32x2Async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) ThrowInvalid(env, "sum32x2Async: bytes must be a Buffer or Uint8Array");
+  Napi::TypedArray t = info[0].As<Napi::TypedArray>();
+  const uint8_t* p = static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset();
+  size_t n = t.ByteLength();
+  auto out = std::make_shared<std::pair<uint32_t, uint32_t>>(0, 0);
+  auto job = std::make_unique<Job>();
+  job->Keep(t);
+  job->execute = [p, n, out] { Sum32x2(p, n, &out->first, &out->second); };
+  job->result = [out](Napi::Env env) -> Napi::Value {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("a", Napi::Number::New(env, out->first));
+    o.Set("c", Napi::Number::New(env, out->second));
+    return o;
+  };
+  return RunOnPool(env, std::move(job));
 }
 
 }  // namespace seedcast

@@ -7,5 +7,6 @@ namespace seedcast {
 
 Napi::Value MapFile(const Napi::CallbackInfo& info);
 Napi::Value HostSum32x2(const Napi::CallbackInfo& info);
+Napi::Value HostSum32x2Async(const Napi::CallbackInfo& info);
 
 }  // namespace seedcast

@@ -49,6 +49,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     window: config.window,
     pool,
     ...(mapper === undefined ? {} : { sum: mapper.sum }),
+    ...(mapper?.sumAsync === undefined ? {} : { sumAsync: mapper.sumAsync }),
     onRefused: (r) => metrics.peerRefused(r),
   });
   // With cuda slots, tcp stages through pinned host mirrors (host slots pass through unchanged).

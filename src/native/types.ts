@@ -153,6 +153,8 @@ export interface NativeBinding {
   mapFile?(path: string, bytes: number): Buffer;
   /** sum32x2's two sums of a host range as if it started at word 0. */
   sum32x2?(bytes: Uint8Array): { a: number; c: number };
+  /** The same on a libuv pool thread; `bytes` must not change until it settles. */
+  sum32x2Async?(bytes: Uint8Array): Promise<{ a: number; c: number }>;
   ncclInit(
     uniqueId: Buffer,
     rank: number,

@@ -42,15 +42,16 @@ describe('mapped host staging slots', { skip }, () => {
     assert.throws(() => slot.read(out, 0, 10), /closed/);
   });
 
-  it('sum32x2 over any host range equals the reference, at every length and alignment', async () => {
+  it('sum32x2 over any host range equals the reference, at every length and alignment, sync or on a pool thread', async () => {
     const mapper = await openHostMapper({ hostMapping: 'on' }, silentLogger());
-    assert.ok(mapper !== undefined);
+    assert.ok(mapper !== undefined && mapper.sumAsync !== undefined);
     const data = randomBytes(70_001);
     for (const start of [0, 1, 2, 3, 16]) {
       for (const length of [0, 1, 3, 4, 5, 31, 32, 33, 64, 1000, 65_536, 70_001 - start]) {
         const view = data.subarray(start, start + length);
         const p = mapper.sum(view);
         assert.equal(formatChecksum(view.length, p.a, p.c), sum32x2(view), `start ${start} length ${length}`);
+        assert.deepEqual(await mapper.sumAsync?.(view), p, `async, start ${start} length ${length}`);
       }
     }
   });

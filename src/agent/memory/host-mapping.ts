@@ -13,6 +13,8 @@ export interface HostMapper {
   mapFile(path: string, bytes: number): Buffer;
   /** sum32x2 partial of a host range as if it started at word 0 (any buffer, any alignment). */
   sum(bytes: Uint8Array): Partial32x2;
+  /** The same on a libuv pool thread (an older addon without it: undefined). */
+  sumAsync?: (bytes: Uint8Array) => Promise<Partial32x2>;
 }
 
 export async function openHostMapper(
@@ -26,10 +28,16 @@ export async function openHostMapper(
     const { loadBinding } = await import('../../native/loader.ts');
     const { nativeConfigFromEnv } = await import('../../native/config.ts');
     const binding = loadBinding(nativeConfigFromEnv(env));
-    const { mapFile, sum32x2 } = binding;
+    const { mapFile, sum32x2, sum32x2Async } = binding;
     if (typeof mapFile === 'function' && typeof sum32x2 === 'function') {
       log.debug('host staging slots are mapped (native addon)');
-      return { mapFile: (path, bytes) => mapFile(path, bytes), sum: (bytes) => sum32x2(bytes) };
+      return {
+        mapFile: (path, bytes) => mapFile(path, bytes),
+        sum: (bytes) => sum32x2(bytes),
+        ...(typeof sum32x2Async === 'function'
+          ? { sumAsync: (bytes: Uint8Array) => sum32x2Async(bytes) }
+          : {}),
+      };
     }
     reason = 'the native addon predates mapFile/sum32x2: rebuild it with `npm run build:native`';
   } catch (err) {

@@ -57,6 +57,11 @@ export interface TcpTransportOptions {
    * received in place: no chunk buffers, no copies by the agent besides the kernel's.
    */
   sum?: (bytes: Uint8Array) => Partial32x2;
+  /**
+   * The same on a pool thread: a seed sending in place checksums each chunk there while its JS
+   * thread writes the sockets (its busiest thread otherwise spends a third of its time summing).
+   */
+  sumAsync?: (bytes: Uint8Array) => Promise<Partial32x2>;
   /** A peer was refused at the handshake (for metrics). */
   onRefused?: (reason: string) => void;
 }
@@ -307,7 +312,7 @@ export class TcpTransport implements Transport {
 
   async #broadcast(ctx: SeedRankContext, peers: ReceiverPeer[], signal: AbortSignal): Promise<void> {
     const { engine } = ctx;
-    const { pool, chunkBytes, window, sum } = this.#options;
+    const { pool, chunkBytes, window, sum, sumAsync } = this.#options;
     const pacer = ctx.bandwidthLimit === undefined ? undefined : new Pacer(ctx.bandwidthLimit);
     const quiet = <T>(promise: Promise<T>): Promise<T> => {
       promise.catch(() => {});
@@ -386,9 +391,11 @@ export class TcpTransport implements Transport {
         // a mapped slot needs no copy, only its checksum.
         const read = quiet(
           buffer === undefined
-            ? Promise.resolve().then(() =>
-                checksum.add(offset, length, (sum as NonNullable<typeof sum>)(payload)),
-              )
+            ? sumAsync !== undefined
+              ? sumAsync(payload).then((p) => checksum.add(offset, length, p))
+              : Promise.resolve().then(() =>
+                  checksum.add(offset, length, (sum as NonNullable<typeof sum>)(payload)),
+                )
             : (asyncSlot !== undefined
                 ? asyncSlot.readAsync(buffer, offset, length)
                 : Promise.resolve().then(() => slot.read(buffer, offset, length))
@@ -404,8 +411,11 @@ export class TcpTransport implements Transport {
               }),
         );
         reads.push(read);
+        // In place, the sockets need not wait for the checksum (only the bucket's checksum frame
+        // does, through `reads`); otherwise a chunk goes out once it was read out of the slot.
+        const sendable = buffer === undefined ? Promise.resolve() : read;
         const send = quiet(
-          read.then(async (): Promise<Array<Promise<void>>> => {
+          sendable.then(async (): Promise<Array<Promise<void>>> => {
             if (pacer !== undefined)
               await pacer.take(length * Math.max(1, peers.filter((p) => p.alive).length), signal);
             const header = encodeHeader(FRAME_CHUNK, length, bucket, offset);
