@@ -36,6 +36,38 @@ describe('transfers that must fail, cleanly', () => {
     assert.equal(seedEntry.bytesSent, 0);
   });
 
+  it('an agent that crashed beside a live engine comes back: the engine registers again, keeps its weights, and serves', async () => {
+    const seed = await h.pod({ name: 're-seed', tp: 2, size: '3Mi', state: 'loaded' });
+    const receiver = await h.pod({ name: 're-recv', tp: 2, size: '3Mi', state: 'empty' });
+    const fingerprint = await h.fingerprint(seed);
+    await h.restartAgent(seed);
+    await waitFor(
+      () => h.agentLog(seed).includes('announced on the pod') || undefined,
+      20_000,
+      'the restarted agent to announce',
+    );
+    // The engine re-registered with the same weights: loaded, no cold load asked for.
+    const ranks = h.engineStatus(seed)?.ranks ?? [];
+    assert.equal(ranks.length, 2);
+    assert.ok(ranks.every((r) => r.state === 'loaded' && r.registered));
+    await h.transfer({ name: 'wt-restarted', fingerprint, seed, receivers: [receiver], ranks: 2 });
+    const entry = await finished(h, 'wt-restarted', receiver);
+    assert.equal(entry.phase, 'Succeeded', JSON.stringify(entry));
+    assert.equal(entry.verified, true);
+    const digests = await waitFor(
+      () => {
+        const s = h.engineStatus(receiver);
+        return s?.ranks.every((r) => r.digest !== undefined) ? s.ranks.map((r) => r.digest) : undefined;
+      },
+      10_000,
+      'receiver digests',
+    );
+    assert.deepEqual(
+      digests,
+      h.engineStatus(seed)?.ranks.map((r) => r.digest),
+    );
+  });
+
   it('a receiver without the pod-to-pod token is refused', async () => {
     const seed = await h.pod({ name: 'tok-seed', tp: 1, size: '2Mi', state: 'loaded' });
     const receiver = await h.pod({

@@ -56,6 +56,10 @@ export interface Pod {
   httpPort: number;
   agent: ChildProcess;
   engine: ChildProcess | undefined;
+  /** The agent's command line (see `restartAgent`). */
+  agentArgs: string[];
+  /** How many times the agent was started (its log is `<name>-agent[-N].log`). */
+  agentStarts: number;
 }
 
 export interface PodOptions {
@@ -122,12 +126,20 @@ export class Harness {
       'step-timeout-ms': '5000',
       ...options.agentFlags,
     };
-    const agent = this.spawn(`${options.name}-agent`, [
-      'agent',
-      ...Object.entries(flags).flatMap(([k, v]) => [`--${k}`, v]),
-    ]);
+    const agentArgs = ['agent', ...Object.entries(flags).flatMap(([k, v]) => [`--${k}`, v])];
+    const agent = this.spawn(`${options.name}-agent`, agentArgs);
     const statusFile = join(podDir, 'engine.json');
-    const pod: Pod = { name: options.name, uid, socket, statusFile, httpPort, agent, engine: undefined };
+    const pod: Pod = {
+      name: options.name,
+      uid,
+      socket,
+      statusFile,
+      httpPort,
+      agent,
+      engine: undefined,
+      agentArgs,
+      agentStarts: 1,
+    };
     if (options.engine !== false) pod.engine = this.engine(pod, options);
     return pod;
   }
@@ -148,6 +160,28 @@ export class Harness {
       '--status-file',
       pod.statusFile,
     ]);
+  }
+
+  /** Kills the pod's agent (SIGKILL, a crash) and starts it again with the same flags; the engine stays. */
+  async restartAgent(pod: Pod): Promise<void> {
+    const old = pod.agent;
+    if (old.exitCode === null && old.signalCode === null) {
+      const exited = new Promise((resolve) => old.once('exit', resolve));
+      old.kill('SIGKILL');
+      await exited;
+    }
+    pod.agentStarts++;
+    pod.agent = this.spawn(`${pod.name}-agent-${pod.agentStarts}`, pod.agentArgs);
+  }
+
+  /** The current agent's log so far. */
+  agentLog(pod: Pod): string {
+    const suffix = pod.agentStarts === 1 ? '' : `-${pod.agentStarts}`;
+    try {
+      return readFileSync(join(this.dir, `${pod.name}-agent${suffix}.log`), 'utf8');
+    } catch {
+      return '';
+    }
   }
 
   /** The pod fingerprint the agent announced (waits for it). */
