@@ -383,7 +383,13 @@ export class TransferRunner {
       const failure = asTransferError(err, Reasons.Failed);
       for (const r of ranks) r.verified = false;
       log.warn({ reason: failure.reason, code: failure.code, err: failure.message }, 'receive failed');
-      if (engine !== undefined) await this.#completeFailed(engine.ranks, failure.message, log);
+      // Only a transfer that held the engine (it may have drained part of a rank) tells it to
+      // forget: one that failed before — waiting for the seed, say — never touched the weights,
+      // and another attempt may have filled them since (found by the fault suite: a deleted
+      // attempt's late `complete: failed` wiped weights a retry had just verified). Still under the
+      // engine lock here, so it cannot interleave with another transfer's drains.
+      if (engine !== undefined && unlock !== undefined)
+        await this.#completeFailed(engine.ranks, failure.message, log);
       reporter.set({
         receivers: [
           entry('Failed', { verified: false, reason: failure.reason, message: truncate(failure.message) }),

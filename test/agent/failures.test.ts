@@ -68,6 +68,36 @@ describe('transfers that must fail, cleanly', () => {
     );
   });
 
+  it('an attempt that failed before touching the engine leaves weights another attempt verified', async () => {
+    // Attempt 0 waits for a seed that never listens (its agent is gone) until its deadline;
+    // meanwhile attempt 1 from a live seed delivers and verifies. Attempt 0's failure must not
+    // tell the engine to forget (found in CI: a deleted attempt's late `complete: failed` wiped
+    // weights a retry had just verified, with the pod already Ready).
+    const live = await h.pod({ name: 'late-seed', tp: 1, size: '2Mi', state: 'loaded' });
+    const ghost = await h.pod({ name: 'late-ghost', tp: 1, size: '2Mi', state: 'loaded' });
+    const receiver = await h.pod({ name: 'late-recv', tp: 1, size: '2Mi', state: 'empty' });
+    const fingerprint = await h.fingerprint(live);
+    assert.equal(await h.fingerprint(ghost), fingerprint);
+    ghost.agent.kill('SIGKILL');
+    await h.transfer({
+      name: 'wt-late-0',
+      fingerprint,
+      seed: ghost,
+      receivers: [receiver],
+      ranks: 1,
+      deadlineSeconds: 8,
+    });
+    await h.transfer({ name: 'wt-late-1', fingerprint, seed: live, receivers: [receiver], ranks: 1 });
+    const won = await finished(h, 'wt-late-1', receiver);
+    assert.equal(won.phase, 'Succeeded', JSON.stringify(won));
+    const lost = await finished(h, 'wt-late-0', receiver);
+    assert.equal(lost.phase, 'Failed', JSON.stringify(lost));
+    await new Promise((r) => setTimeout(r, 500)); // anything the engine was told lands by now
+    const ranks = h.engineStatus(receiver)?.ranks ?? [];
+    assert.equal(ranks[0]?.state, 'loaded', JSON.stringify(ranks));
+    assert.equal(ranks[0]?.digest, h.engineStatus(live)?.ranks[0]?.digest);
+  });
+
   it('a receiver without the pod-to-pod token is refused', async () => {
     const seed = await h.pod({ name: 'tok-seed', tp: 1, size: '2Mi', state: 'loaded' });
     const receiver = await h.pod({
