@@ -340,7 +340,31 @@ async function scaleOut(s: Scene, replicas: number, fault: Fault | undefined): P
   const recovered = fault === undefined ? undefined : await inject(s, fault);
   await s.scenario.waitForReady(replicas, 360_000);
   await recovered?.();
+  await recheckWeights(s);
   tally.scaleOutsCompleted++;
+}
+
+/**
+ * Invariant 1 once more, now rather than when each pod was first seen Ready: every Ready pod's
+ * engine still holds weights (a digest per rank) and all are the same bytes. Catches weights lost
+ * after Ready (a late `complete: failed` once wiped a verified pod).
+ */
+async function recheckWeights(s: Scene): Promise<void> {
+  let reference: string[] | undefined;
+  for (const pod of s.scenario.observer.current()) {
+    if (pod.readyAt === undefined) continue;
+    const now = await readDigestsOf(s, { namespace: s.namespace, name: pod.name }).catch(() => undefined);
+    if (now === undefined) {
+      tally.readyPartialWeights++;
+      say(`WEIGHTS GONE AFTER READY: ${pod.name}`);
+      continue;
+    }
+    reference ??= now;
+    if (!now.every((d, i) => d === reference![i])) {
+      tally.readyPartialWeights++;
+      say(`WEIGHTS DIFFER NOW: ${pod.name} ${now.join(',')} vs ${reference.join(',')}`);
+    }
+  }
 }
 
 async function fuzzAgent(s: Scene): Promise<void> {
