@@ -106,7 +106,18 @@ export class ScaleOutObserver {
               t.spec.receivers.some((x) => x.pod === obs!.name && x.uid === uid),
           ),
         );
-        if (!verified) obs.readyBeforeVerified = true;
+        if (!verified) {
+          obs.readyBeforeVerified = true;
+          // What the observer saw, for the report: every transfer naming the pod.
+          obs.readyBeforeVerifiedDetail = this.transfers
+            .filter((t) => t.spec.receivers.some((x) => x.pod === obs!.name))
+            .map((t) => {
+              const e = t.status?.receivers?.find((r) => r.pod === obs!.name);
+              const uidOk = t.spec.receivers.some((x) => x.pod === obs!.name && x.uid === uid);
+              return `${t.metadata.name} ${t.status?.phase ?? 'Pending'} entry=${e?.phase ?? '-'}/${e?.verified ?? '-'} uid ${uidOk ? 'ok' : 'other'}`;
+            })
+            .join('; ');
+        }
       }
       if (ready && obs.rankDigests === undefined && this.#options.readDigests !== undefined) {
         obs.rankDigests = await this.#options

@@ -13,6 +13,8 @@ export interface PodObservation {
   readyAt?: number;
   /** Set when the pod was seen Ready while none of its transfers said verified. */
   readyBeforeVerified?: boolean;
+  /** The transfers naming the pod when it was seen Ready unverified (for reports). */
+  readyBeforeVerifiedDetail?: string;
   deletedAt?: number;
   /** sha256 of each rank's weights, as the engine reported after its load or receive. */
   rankDigests?: string[];

@@ -319,7 +319,9 @@ function checkReadyPods(observer: ScaleOutObserver, reference: { digests?: strin
     tally.podsReadyChecked++;
     if (pod.readyBeforeVerified) {
       tally.readyUnverified++;
-      say(`READY BEFORE VERIFIED: ${pod.name}`);
+      say(
+        `READY BEFORE VERIFIED: ${pod.name} uid ${pod.uid}; transfers then: ${pod.readyBeforeVerifiedDetail ?? 'none'}`,
+      );
     }
     if (pod.rankDigests === undefined) continue;
     reference.digests ??= pod.rankDigests;
@@ -351,12 +353,20 @@ async function scaleOut(s: Scene, replicas: number, fault: Fault | undefined): P
  */
 async function recheckWeights(s: Scene): Promise<void> {
   let reference: string[] | undefined;
+  await s.scenario.observer.poll(); // current pods, not the last poll's
   for (const pod of s.scenario.observer.current()) {
     if (pod.readyAt === undefined) continue;
+    const dir = s.scenario.runner?.podDir(s.namespace, pod.name);
+    if (dir === undefined) continue; // being deleted: the pod runner already stopped it
+    let status = 'no pod directory (the pod runner stopped it)';
+    if (dir !== undefined)
+      status = await readFile(join(dir, 'v', RUN_VOLUME, 'engine-status.json'), 'utf8').catch(
+        (err: Error) => `unreadable: ${err.message}`,
+      );
     const now = await readDigestsOf(s, { namespace: s.namespace, name: pod.name }).catch(() => undefined);
     if (now === undefined) {
       tally.readyPartialWeights++;
-      say(`WEIGHTS GONE AFTER READY: ${pod.name}`);
+      say(`WEIGHTS GONE AFTER READY: ${pod.name} uid ${pod.uid}: ${status.slice(0, 600)}`);
       continue;
     }
     reference ??= now;
