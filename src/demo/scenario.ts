@@ -65,6 +65,12 @@ export interface HpaSettings {
   targetMilliCpu?: number;
 }
 
+/**
+ * SEEDCAST_POD_NODE_FLAGS: extra Node flags for every local pod process, e.g.
+ * `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile agents and engines during a scale-out.
+ */
+const POD_NODE_FLAGS = (process.env.SEEDCAST_POD_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
+
 /** The command line a container of the seedcast image runs, as a local process. */
 export function localCommand(container: { image?: string; command?: string[]; args?: string[] }) {
   const entrypoint = container.command ?? (container.image?.includes('seedcast') ? ['seedcast'] : []);
@@ -72,12 +78,9 @@ export function localCommand(container: { image?: string; command?: string[]; ar
   if (argv[0] !== 'seedcast') return undefined;
   // The script path is local and must never be mistaken for a path inside a volume (a pod with
   // an emptyDir at /tmp would otherwise remap a checkout under /tmp).
-  // SEEDCAST_POD_NODE_FLAGS: extra Node flags for every local pod process, e.g.
-  // `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile agents and engines during a scale-out.
-  const nodeFlags = (process.env.SEEDCAST_POD_NODE_FLAGS ?? '').split(' ').filter((f) => f.length > 0);
   return {
     command: process.execPath,
-    localArgs: [...nodeFlags, join(REPO_ROOT, 'bin', 'seedcast.js')],
+    localArgs: [...POD_NODE_FLAGS, join(REPO_ROOT, 'bin', 'seedcast.js')],
     args: argv.slice(1),
   };
 }
@@ -172,7 +175,7 @@ export class ScaleOutScenario {
       kube: options.kube,
       namespace: options.namespace,
       weightSource: this.options.name,
-      ...(options.digests === false ? {} : { readDigests: (pod) => this.#readDigests(pod) }),
+      ...(options.digests === false ? {} : { readDigests: (pod) => this.readDigests(pod) }),
     });
   }
 
@@ -430,7 +433,8 @@ export class ScaleOutScenario {
     return file;
   }
 
-  async #readDigests(pod: { namespace: string; name: string; uid: string }): Promise<string[] | undefined> {
+  /** The sha256 per rank a local pod's fixture engine published; undefined while any is missing. */
+  async readDigests(pod: { namespace: string; name: string }): Promise<string[] | undefined> {
     const dir = this.#runner?.podDir(pod.namespace, pod.name);
     if (dir === undefined) return undefined;
     const file = join(dir, 'v', RUN_VOLUME, 'engine-status.json');

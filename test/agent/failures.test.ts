@@ -2,16 +2,6 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Harness, waitFor } from './harness.ts';
 
-const finished = (h: Harness, transfer: string, pod: { name: string }) =>
-  waitFor(
-    () => {
-      const e = h.receiverEntry(transfer, pod as never);
-      return e !== undefined && (e.phase === 'Succeeded' || e.phase === 'Failed') ? e : undefined;
-    },
-    30_000,
-    `${pod.name} to finish ${transfer}`,
-  );
-
 describe('transfers that must fail, cleanly', () => {
   const h = new Harness('failures');
   after(() => h.close());
@@ -22,7 +12,7 @@ describe('transfers that must fail, cleanly', () => {
     const fingerprint = await h.fingerprint(seed);
     assert.notEqual(await h.fingerprint(receiver), fingerprint);
     await h.transfer({ name: 'wt-fp', fingerprint, seed, receivers: [receiver], ranks: 1 });
-    const entry = await finished(h, 'wt-fp', receiver);
+    const entry = await h.finished('wt-fp', receiver);
     assert.equal(entry.phase, 'Failed');
     assert.equal(entry.reason, 'FingerprintMismatch');
     assert.match(entry.message ?? '', new RegExp(fingerprint));
@@ -51,19 +41,11 @@ describe('transfers that must fail, cleanly', () => {
     assert.equal(ranks.length, 2);
     assert.ok(ranks.every((r) => r.state === 'loaded' && r.registered));
     await h.transfer({ name: 'wt-restarted', fingerprint, seed, receivers: [receiver], ranks: 2 });
-    const entry = await finished(h, 'wt-restarted', receiver);
+    const entry = await h.finished('wt-restarted', receiver);
     assert.equal(entry.phase, 'Succeeded', JSON.stringify(entry));
     assert.equal(entry.verified, true);
-    const digests = await waitFor(
-      () => {
-        const s = h.engineStatus(receiver);
-        return s?.ranks.every((r) => r.digest !== undefined) ? s.ranks.map((r) => r.digest) : undefined;
-      },
-      10_000,
-      'receiver digests',
-    );
     assert.deepEqual(
-      digests,
+      await h.loadedDigests(receiver),
       h.engineStatus(seed)?.ranks.map((r) => r.digest),
     );
   });
@@ -88,9 +70,9 @@ describe('transfers that must fail, cleanly', () => {
       deadlineSeconds: 8,
     });
     await h.transfer({ name: 'wt-late-1', fingerprint, seed: live, receivers: [receiver], ranks: 1 });
-    const won = await finished(h, 'wt-late-1', receiver);
+    const won = await h.finished('wt-late-1', receiver);
     assert.equal(won.phase, 'Succeeded', JSON.stringify(won));
-    const lost = await finished(h, 'wt-late-0', receiver);
+    const lost = await h.finished('wt-late-0', receiver);
     assert.equal(lost.phase, 'Failed', JSON.stringify(lost));
     await new Promise((r) => setTimeout(r, 500)); // anything the engine was told lands by now
     const ranks = h.engineStatus(receiver)?.ranks ?? [];
@@ -109,7 +91,7 @@ describe('transfers that must fail, cleanly', () => {
     });
     const fingerprint = await h.fingerprint(seed);
     await h.transfer({ name: 'wt-tok', fingerprint, seed, receivers: [receiver], ranks: 1 });
-    const entry = await finished(h, 'wt-tok', receiver);
+    const entry = await h.finished('wt-tok', receiver);
     assert.equal(entry.phase, 'Failed');
     assert.match(
       entry.message ?? '',
@@ -141,7 +123,7 @@ describe('transfers that must fail, cleanly', () => {
     const killedAt = Date.now();
     seed.agent.kill('SIGKILL');
     for (const r of receivers) {
-      const entry = await finished(h, 'wt-kill', r);
+      const entry = await h.finished('wt-kill', r);
       assert.equal(entry.phase, 'Failed', JSON.stringify(entry));
       assert.equal(entry.reason, 'SeedLost', JSON.stringify(entry));
       assert.equal(entry.verified, false);

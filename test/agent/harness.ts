@@ -251,6 +251,32 @@ export class Harness {
     });
   }
 
+  /** Waits until `pod`'s entry in `transfer` is final (Succeeded or Failed) and returns it. */
+  finished(transfer: string, pod: { name: string }, timeoutMs = 30_000) {
+    return waitFor(
+      () => {
+        const e = this.receiverEntry(transfer, pod);
+        return e !== undefined && (e.phase === 'Succeeded' || e.phase === 'Failed') ? e : undefined;
+      },
+      timeoutMs,
+      `${pod.name} to finish ${transfer}`,
+    );
+  }
+
+  /** Waits until every rank of `pod`'s engine is loaded (it publishes the digest with that) and returns the digests. */
+  loadedDigests(pod: Pod, timeoutMs = 10_000): Promise<Array<string | undefined>> {
+    return waitFor(
+      () => {
+        const s = this.engineStatus(pod);
+        return s?.ranks.every((rank) => rank.state === 'loaded')
+          ? s.ranks.map((rank) => rank.digest)
+          : undefined;
+      },
+      timeoutMs,
+      `${pod.name} engine loaded`,
+    );
+  }
+
   // biome-ignore lint/suspicious/noExplicitAny: test helper over raw JSON
   status(name: string): any {
     return (readLocalTransfer(this.clusterDir, name) as { status?: unknown } | undefined)?.status;
@@ -258,7 +284,7 @@ export class Harness {
 
   receiverEntry(
     transfer: string,
-    pod: Pod,
+    pod: { name: string },
   ):
     | {
         phase: string;

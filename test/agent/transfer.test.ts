@@ -37,34 +37,14 @@ describe('tcp transfer between agent processes', () => {
     for (const r of receivers) assert.equal(await h.fingerprint(r), fingerprint);
     await h.transfer({ name: 'wt-fanout', fingerprint, seed, receivers, ranks: 2 });
     for (const r of receivers) {
-      const entry = await waitFor(
-        () => {
-          const e = h.receiverEntry('wt-fanout', r);
-          return e !== undefined && (e.phase === 'Succeeded' || e.phase === 'Failed') ? e : undefined;
-        },
-        30_000,
-        `${r.name} to finish`,
-      );
+      const entry = await h.finished('wt-fanout', r);
       assert.equal(entry.phase, 'Succeeded', JSON.stringify(entry));
       assert.equal(entry.verified, true);
       assert.equal(entry.bytesDone, entry.bytesTotal);
     }
     const seedDigests = h.engineStatus(seed)?.ranks.map((r) => r.digest);
     assert.equal(seedDigests?.length, 2);
-    for (const r of receivers) {
-      const status = await waitFor(
-        () => {
-          const s = h.engineStatus(r);
-          return s?.ranks.every((rank) => rank.state === 'loaded') ? s : undefined;
-        },
-        10_000,
-        `${r.name} engine loaded`,
-      );
-      assert.deepEqual(
-        status.ranks.map((rank) => rank.digest),
-        seedDigests,
-      );
-    }
+    for (const r of receivers) assert.deepEqual(await h.loadedDigests(r), seedDigests);
     const seedEntry = await waitFor(
       () => h.status('wt-fanout')?.seed?.phase === 'Succeeded' && h.status('wt-fanout').seed,
       10_000,
@@ -89,25 +69,10 @@ describe('tcp transfer between agent processes', () => {
     const target = await h.pod({ name: 'recv-mapped', tp: 1, size: '5Mi', state: 'empty' });
     const fingerprint = await h.fingerprint(plain);
     await h.transfer({ name: 'wt-mixed', fingerprint, seed: plain, receivers: [target], ranks: 1 });
-    const entry = await waitFor(
-      () => {
-        const e = h.receiverEntry('wt-mixed', target);
-        return e !== undefined && (e.phase === 'Succeeded' || e.phase === 'Failed') ? e : undefined;
-      },
-      30_000,
-      'recv-mapped to finish',
-    );
+    const entry = await h.finished('wt-mixed', target);
     assert.equal(entry.phase, 'Succeeded', JSON.stringify(entry));
-    const status = await waitFor(
-      () => {
-        const s = h.engineStatus(target);
-        return s?.ranks.every((rank) => rank.state === 'loaded') ? s : undefined;
-      },
-      10_000,
-      'recv-mapped engine loaded',
-    );
     assert.deepEqual(
-      status.ranks.map((r) => r.digest),
+      await h.loadedDigests(target),
       h.engineStatus(plain)?.ranks.map((r) => r.digest),
     );
     assert.equal(mapped(h, plain), false);

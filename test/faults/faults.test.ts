@@ -299,19 +299,6 @@ async function inject(s: Scene, fault: Fault): Promise<(() => Promise<void>) | u
   return undefined;
 }
 
-async function readDigestsOf(
-  s: Scene,
-  pod: { namespace: string; name: string },
-): Promise<string[] | undefined> {
-  const dir = s.scenario.runner?.podDir(pod.namespace, pod.name);
-  if (dir === undefined) return undefined;
-  const status = JSON.parse(await readFile(join(dir, 'v', RUN_VOLUME, 'engine-status.json'), 'utf8')) as {
-    ranks: Array<{ rank: number; digest?: string }>;
-  };
-  const digests = status.ranks.sort((a, b) => a.rank - b.rank).map((r) => r.digest);
-  return digests.every((d): d is string => d !== undefined) ? digests : undefined;
-}
-
 /** Invariant 1 on everything an observer saw: Ready only verified, weights byte-identical per rank. */
 function checkReadyPods(observer: ScaleOutObserver, reference: { digests?: string[] }): void {
   for (const pod of observer.pods.values()) {
@@ -358,13 +345,14 @@ async function recheckWeights(s: Scene): Promise<void> {
     if (pod.readyAt === undefined) continue;
     const dir = s.scenario.runner?.podDir(s.namespace, pod.name);
     if (dir === undefined) continue; // being deleted: the pod runner already stopped it
-    let status = 'no pod directory (the pod runner stopped it)';
-    if (dir !== undefined)
-      status = await readFile(join(dir, 'v', RUN_VOLUME, 'engine-status.json'), 'utf8').catch(
+    const now = await s.scenario
+      .readDigests({ namespace: s.namespace, name: pod.name })
+      .catch(() => undefined);
+    if (now === undefined) {
+      // Only on this path: what the engine says, for the report.
+      const status = await readFile(join(dir, 'v', RUN_VOLUME, 'engine-status.json'), 'utf8').catch(
         (err: Error) => `unreadable: ${err.message}`,
       );
-    const now = await readDigestsOf(s, { namespace: s.namespace, name: pod.name }).catch(() => undefined);
-    if (now === undefined) {
       tally.readyPartialWeights++;
       say(`WEIGHTS GONE AFTER READY: ${pod.name} uid ${pod.uid}: ${status.slice(0, 600)}`);
       continue;
@@ -460,7 +448,7 @@ async function deadlineScene(s: Scene): Promise<void> {
     kube,
     namespace,
     weightSource: name,
-    readDigests: (p) => readDigestsOf(s, p),
+    readDigests: (p) => s.scenario.readDigests(p),
   });
   s.watch.attach(observer);
   observer.start();
@@ -494,9 +482,9 @@ async function deadlineScene(s: Scene): Promise<void> {
       namespace,
       name: 'seedcast-agent-token',
     });
-    const seedStatus = await readDigestsOf(s, { namespace, name: t.spec.source.seed!.pod }).catch(
-      () => undefined,
-    );
+    const seedStatus = await s.scenario
+      .readDigests({ namespace, name: t.spec.source.seed!.pod })
+      .catch(() => undefined);
     void seedStatus;
     const dir = s.scenario.runner!.podDir(namespace, t.spec.source.seed!.pod)!;
     const engine = JSON.parse(await readFile(join(dir, 'v', RUN_VOLUME, 'engine-status.json'), 'utf8')) as {
@@ -596,7 +584,7 @@ async function loadScene(s: Scene, sources: number, replicas: number): Promise<v
       kube,
       namespace,
       weightSource: name,
-      readDigests: (p) => readDigestsOf(s, p),
+      readDigests: (p) => s.scenario.readDigests(p),
       intervalMs: 1000,
     });
     s.watch.attach(o);

@@ -6,7 +6,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { bucketCount, bucketRange } from '../../src/agent/bridge/buckets.ts';
@@ -25,6 +24,7 @@ import { TcpTransport } from '../../src/agent/transports/tcp.ts';
 import type { ReceiverOutcome, Transport } from '../../src/agent/transports/types.ts';
 import { DEFAULT_ADDON_PATH } from '../../src/native/loader.ts';
 import { silentLogger } from '../../src/shared/log.ts';
+import { freePort } from '../agent/harness.ts';
 
 const BUILD = dirname(DEFAULT_ADDON_PATH);
 const FAKE_CUDA = join(BUILD, 'libseedcast_fake_cuda.so');
@@ -36,16 +36,6 @@ let gpu: any;
 const BUCKET = 1 << 20;
 /** Every slot a fake engine borrowed; returned after each test, so one failure cannot starve the next. */
 const lent: CudaSlot[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
 
 /** An engine rank over cuda slots: fills from `weights`, drains into `received`. */
 function fakeEngine(
@@ -92,6 +82,20 @@ function fakeEngine(
     },
   };
   return engine as unknown as EngineRank & { received: Buffer; fills: number; drains: number };
+}
+
+/** From drain `bucket` on, `engine` never answers (a hung or dying process); the signal fires then. */
+function stallOnDrain(engine: EngineRank, bucket: number): AbortController {
+  const drain = engine.drain.bind(engine);
+  const stalled = new AbortController();
+  (engine as { drain: EngineRank['drain'] }).drain = async (b, slot, t) => {
+    if (b === bucket) {
+      stalled.abort(new Error('receiver killed'));
+      await new Promise(() => {});
+    }
+    return drain(b, slot, t);
+  };
+  return stalled;
 }
 
 function contexts(
@@ -323,7 +327,6 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     );
     assert.ok(recv.received.equals(weights));
     assert.equal(seed.fills, 4);
-    for (const s of [...seed.slots, ...recv.slots]) s.close();
   });
 
   it('nccl: broadcasts buckets to two receivers, verifies device checksums before each drain', async () => {
@@ -361,7 +364,6 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     assert.equal(fabric.calls.length, 18); // 6 buckets × 3 ranks, one call per bucket each
     assert.equal(stats.length, 3);
     assert.equal((stats[0] as { nranks: number }).nranks, 3);
-    for (const s of [...seed.slots, ...r1.slots, ...r2.slots]) s.close();
   });
 
   it('nccl: a corrupted bucket fails the receiver (SEEDCAST_ERR_CHECKSUM) before it is drained', async () => {
@@ -389,7 +391,6 @@ describe('agent GPU path on the fake driver', { skip }, () => {
       () => 'failed',
     );
     assert.equal(outcome, 'failed');
-    for (const s of [...seed.slots, ...r1.slots]) s.close();
   });
 
   it('nccl: a receiver lost mid-broadcast makes the seed abort at once, not at the deadline', async () => {
@@ -398,15 +399,7 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     const seed = fakeEngine(memory, weights, { loaded: true });
     const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
     // The receiver's engine stalls on the second drain (a hung or dying process).
-    const drain = r1.drain.bind(r1);
-    const stalled = new AbortController();
-    (r1 as { drain: EngineRank['drain'] }).drain = async (bucket, slot, t) => {
-      if (bucket === 1) {
-        stalled.abort(new Error('receiver killed'));
-        await new Promise(() => {});
-      }
-      return drain(bucket, slot, t);
-    };
+    const stalled = stallOnDrain(r1, 1);
     const nccl = new NcclTransport({ api: fabric });
     const port = await freePort();
     const ctx = contexts(seed, [{ pod: 'r1', engine: r1 }], port);
@@ -419,7 +412,6 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     assert.ok(ms < 5000, `seed gave up after ${ms} ms (step timeout 15 s)`);
     assert.ok(fabric.aborted >= 1);
     await assert.rejects(receiving);
-    for (const s of [...seed.slots, ...r1.slots]) s.close();
   });
 
   /** The wire ring on the fake driver: counts what it allocated and freed. */
@@ -484,7 +476,6 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(ring.allocated, 9);
     assert.equal(ring.freed, 9);
-    for (const s of [...seed.slots, ...r1.slots, ...r2.slots]) s.close();
   });
 
   it('nccl with a wire ring: a corrupted bucket never reaches the engine (SEEDCAST_ERR_CHECKSUM)', async () => {
@@ -516,7 +507,6 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     await session.done.catch(() => {});
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(ring.freed, ring.allocated);
-    for (const s of [...seed.slots, ...r1.slots]) s.close();
   });
 
   it('nccl with a wire ring: a receiver lost mid-broadcast makes the seed abort at once', async () => {
@@ -524,15 +514,7 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     const weights = randomBytes(8 * BUCKET);
     const seed = fakeEngine(memory, weights, { loaded: true });
     const r1 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
-    const drain = r1.drain.bind(r1);
-    const stalled = new AbortController();
-    (r1 as { drain: EngineRank['drain'] }).drain = async (bucket, slot, t) => {
-      if (bucket === 1) {
-        stalled.abort(new Error('receiver killed'));
-        await new Promise(() => {});
-      }
-      return drain(bucket, slot, t);
-    };
+    const stalled = stallOnDrain(r1, 1);
     const { options } = wireRing(2);
     const nccl = new NcclTransport({ api: fabric, ...options });
     const port = await freePort();
@@ -545,7 +527,6 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     const ms = Date.now() - t0;
     assert.ok(ms < 5000, `seed gave up after ${ms} ms (step timeout 15 s)`);
     await assert.rejects(receiving);
-    for (const s of [...seed.slots, ...r1.slots]) s.close();
   });
 
   it('nccl over the fake libnccl: a member that never arrives fails init at its deadline on both sides', async () => {
@@ -572,7 +553,6 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     assert.equal((seedResult as PromiseRejectedResult).reason.code, 'SEEDCAST_ERR_NCCL_TIMEOUT');
     assert.ok(Date.now() - t0 < 5000);
     assert.equal(seed.fills, 0, 'no bucket was filled before the communicator formed');
-    for (const s of [...seed.slots, ...r1.slots]) s.close();
   });
 
   it('refuses non-cuda slots for nccl with a clear message', async () => {

@@ -175,11 +175,6 @@ export class HostStagingMemory implements StagingMemory {
     this.#mapper = mapper;
   }
 
-  /** Whether slots are mapped into the agent (see host-mapping.ts). */
-  get mapped(): boolean {
-    return this.#mapper !== undefined;
-  }
-
   allocate(request: { rank: number; slot: number; bytes: number }): StagingSlot {
     return new HostSlot(
       join(this.#directory, `staging-r${request.rank}-s${request.slot}`),

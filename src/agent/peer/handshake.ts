@@ -138,15 +138,7 @@ export function acceptReceiver<P extends HandshakePeer, M extends { type: string
         if (refusal !== undefined) return refuse(refusal.code, refusal.reason, refusal.message);
         peer = candidate as P;
         options.admit(peer, message, socket);
-        const fields = {
-          namespace: ctx.transfer.namespace,
-          transfer: ctx.transfer.name,
-          attempt: ctx.transfer.attempt,
-          pod: ctx.self.pod,
-          uid: ctx.self.uid,
-          rank: ctx.rank,
-          fingerprint: ctx.engine.fingerprint,
-        };
+        const fields = signedIdentity(ctx.transfer, ctx.self, ctx.rank, ctx.engine.fingerprint);
         socket.write(
           encodeControl({
             v: V,
@@ -265,6 +257,24 @@ export function checkHello(
   return undefined;
 }
 
+/** The fields a hello or an accept signs: which transfer attempt, who, which rank, which weights. */
+function signedIdentity(
+  transfer: { namespace: string; name: string; attempt: number },
+  who: { pod: string; uid: string },
+  rank: number,
+  fingerprint: string,
+) {
+  return {
+    namespace: transfer.namespace,
+    transfer: transfer.name,
+    attempt: transfer.attempt,
+    pod: who.pod,
+    uid: who.uid,
+    rank,
+    fingerprint,
+  };
+}
+
 // ---------------------------------------------------------------- receiver
 
 /** The receiver's signed hello for stream `stream` of `streams`, answering the seed's challenge. */
@@ -276,13 +286,7 @@ export function receiverHello(
   seedNonce: string,
 ): PeerHello {
   const fields = {
-    namespace: ctx.transfer.namespace,
-    transfer: ctx.transfer.name,
-    attempt: ctx.transfer.attempt,
-    pod: ctx.self.pod,
-    uid: ctx.self.uid,
-    rank: ctx.rank,
-    fingerprint: ctx.engine.fingerprint,
+    ...signedIdentity(ctx.transfer, ctx.self, ctx.rank, ctx.engine.fingerprint),
     stream,
     streams,
     nonce,
@@ -299,15 +303,7 @@ export function acceptError(
 ): TransferError | undefined {
   const expected = acceptMac(
     ctx.token,
-    {
-      namespace: ctx.transfer.namespace,
-      transfer: ctx.transfer.name,
-      attempt: ctx.transfer.attempt,
-      pod: message.pod,
-      uid: message.uid,
-      rank: message.rank,
-      fingerprint: message.fingerprint,
-    },
+    signedIdentity(ctx.transfer, message, message.rank, message.fingerprint),
     nonce,
     seedNonce,
   );
