@@ -309,6 +309,16 @@ export class TransferRunner {
         verified: false,
       }));
       this.#checkFingerprint(transfer, engine);
+      // An engine that holds verified weights is never a receiver again: a stale or recreated
+      // transfer naming this pod could only put them at risk (found by the fault suite: a group
+      // transfer recreated under the same name after a deletion).
+      if (engine.ranks.every((r) => r.state === 'loaded'))
+        throw new TransferError(
+          'SEEDCAST_ERR_INVALID',
+          Reasons.Failed,
+          'this pod already holds verified weights; not receiving again',
+          { retryable: false },
+        );
       const transport = this.#transport(transfer);
       const token = this.#token();
       const seed = transfer.spec.source.seed as { pod: string; uid: string };

@@ -74,6 +74,11 @@ describe('transfers that must fail, cleanly', () => {
     assert.equal(won.phase, 'Succeeded', JSON.stringify(won));
     const lost = await h.finished('wt-late-0', receiver);
     assert.equal(lost.phase, 'Failed', JSON.stringify(lost));
+    // A later transfer naming the verified pod again (stale or recreated) is refused untouched.
+    await h.transfer({ name: 'wt-late-2', fingerprint, seed: ghost, receivers: [receiver], ranks: 1 });
+    const again = await h.finished('wt-late-2', receiver);
+    assert.equal(again.phase, 'Failed', JSON.stringify(again));
+    assert.match(again.message ?? '', /already holds verified weights/);
     await new Promise((r) => setTimeout(r, 500)); // anything the engine was told lands by now
     const ranks = h.engineStatus(receiver)?.ranks ?? [];
     assert.equal(ranks[0]?.state, 'loaded', JSON.stringify(ranks));
