@@ -497,10 +497,44 @@ async function createNodes(
       { timeoutMs: 60_000, intervalMs: 200 },
     );
     log(`${count} fake GPU nodes Ready (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+    if (names[0] !== undefined) await warmPodIpPool(client, names[0]);
     return names;
   } finally {
     await client.close();
   }
+}
+
+/**
+ * KWOK (v0.8.0, pod_controller.go `ipPool`) creates its pod-IP pool lazily with a Load-then-Store
+ * that is not atomic: when the first two pods of a cluster get their IPs at the same moment, each
+ * can create its own pool and both receive the pool's first address (seen in CI: two pods, one
+ * IP). One pod given an IP before anyone else's creates the pool alone; later pods share it.
+ */
+async function warmPodIpPool(client: KubeClient, node: string): Promise<void> {
+  const ref = { ...Resources.pods, namespace: 'default', name: 'seedcast-pod-ip-pool-warmup' };
+  await client.create(
+    { ...Resources.pods, namespace: 'default' },
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: ref.name },
+      spec: { nodeName: node, containers: [{ name: 'warmup', image: 'example.invalid/warmup:1' }] },
+    },
+  );
+  await waitUntil(
+    'the KWOK pod-IP pool (a warm-up pod with an IP)',
+    async () => {
+      const pod = await client.get<{ status?: { podIP?: string } }>(ref);
+      return pod.status?.podIP !== undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
+  // KWOK's delete stage finishes the deletion (there is no kubelet).
+  await client.delete(ref);
+  await waitUntil('the warm-up pod gone', async () => (await client.find(ref)) === undefined, {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+  });
 }
 
 export interface DownOptions {
