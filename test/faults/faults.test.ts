@@ -530,10 +530,18 @@ async function portsScene(s: Scene, from: number): Promise<void> {
   const name = scenario.options.name;
   await kube.mergePatch(wsRef(namespace, name), {
     spec: {
-      transfer: { ports: { start: 41000, count: 2 }, maxReceiversPerGroup: 1, maxConcurrentPerSeed: 4 },
+      // A paced seed (64 MiB at 32 MiB/s, ~2 s a transfer) keeps the queue long enough that
+      // receivers whose agents start seconds apart still find the range taken: unpaced, each
+      // transfer took ~0.2 s and a run could see no receiver ever wait for a port.
+      transfer: {
+        ports: { start: 41000, count: 2 },
+        maxReceiversPerGroup: 1,
+        maxConcurrentPerSeed: 4,
+        bandwidthLimit: '32Mi',
+      },
     },
   });
-  countFault('ports-exhausted (range of 2 ports for TP=2, one receiver per group)');
+  countFault('ports-exhausted (range of 2 ports for TP=2, one receiver per group, paced seed)');
   let exhausted = false;
   const probe = setInterval(() => {
     void kube
@@ -553,15 +561,26 @@ async function portsScene(s: Scene, from: number): Promise<void> {
   assert.ok(exhausted, 'the WeightSource said PortsExhausted while receivers queued');
   await kube.mergePatch(wsRef(namespace, name), {
     spec: {
-      transfer: { ports: { start: 40000, count: 64 }, maxReceiversPerGroup: 16, maxConcurrentPerSeed: 2 },
+      transfer: {
+        ports: { start: 40000, count: 64 },
+        maxReceiversPerGroup: 16,
+        maxConcurrentPerSeed: 2,
+        bandwidthLimit: null,
+      },
     },
   });
 }
 
-/** Long form: many WeightSources at once, and many receivers of one. Bytes stay tiny. */
-async function loadScene(s: Scene, sources: number, replicas: number): Promise<void> {
+/**
+ * Long form: many WeightSources at once, and many receivers of one. Bytes stay tiny. Each scene
+ * names its sources with its own `prefix` and waits for their pods to be gone before returning:
+ * deleting a WeightSource garbage-collects its transfers at once while the Deployment's pods
+ * linger Ready for a while, so a later scene reusing a name saw those pods Ready with no transfer
+ * and reported them "Ready before verified" (long form, seed 20261130).
+ */
+async function loadScene(s: Scene, prefix: string, sources: number, replicas: number): Promise<void> {
   const { kube, namespace } = s;
-  const names = Array.from({ length: sources }, (_, i) => `load${i}`);
+  const names = Array.from({ length: sources }, (_, i) => `${prefix}${i}`);
   const observers: ScaleOutObserver[] = [];
   for (const name of names) {
     await kube.apply(
@@ -632,6 +651,21 @@ async function loadScene(s: Scene, sources: number, replicas: number): Promise<v
         .catch(() => undefined);
       await kube.delete(wsRef(namespace, name)).catch(() => undefined);
     }
+    await waitForPodsGone(s, names);
+  }
+}
+
+async function waitForPodsGone(s: Scene, sources: readonly string[]): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const pods = await s.kube.list({ ...Resources.pods, namespace: s.namespace });
+    const left = pods.items.filter((p) => sources.includes(p.metadata.labels?.[Labels.weightSource] ?? ''));
+    if (left.length === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(
+        `pods of ${sources.join(', ')} still there after 120 s: ${left.map((p) => p.metadata.name).join(', ')}`,
+      );
+    await sleep(500);
   }
 }
 
@@ -712,8 +746,8 @@ test('scale-outs survive kills, restarts, deletions, a small port range and a de
     await deadlineScene(s);
     await portsScene(s, 4);
     if (LONG) {
-      await loadScene(s, 8, 4);
-      await loadScene(s, 1, 64);
+      await loadScene(s, 'wide', 8, 4);
+      await loadScene(s, 'deep', 1, 64);
     }
     // Every port a seed listened on closes once its transfer is over (all are by now).
     await scenario.scaleTo(2);
