@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Reasons, TERMINAL_PHASES } from '../api/v1alpha1/conditions.ts';
+import { Annotations, weightsVerifiedValue } from '../api/v1alpha1/names.ts';
 import type { WeightTransfer } from '../api/v1alpha1/weighttransfer.ts';
 import { errorMessage, truncate } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
@@ -265,6 +266,32 @@ export class TransferRunner {
     }
   }
 
+  /**
+   * The pod's own record that its engine holds verified weights, written before the transfer's
+   * status says so: the controller reads it when the WeightTransfer is deleted before its status
+   * was read, and never names this pod a receiver again. It cannot hold the transfer back: a
+   * failed write is logged, and the status entry remains the record.
+   */
+  async #recordVerified(source: 'Seed' | 'Storage', transfer: string, log: Logger): Promise<void> {
+    const record = this.#deps.sink.announce({
+      [Annotations.weightsVerified]: weightsVerifiedValue(source, transfer),
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${this.#deps.config.stepTimeoutMs} ms`)),
+        this.#deps.config.stepTimeoutMs,
+      );
+    });
+    try {
+      await Promise.race([record, timeout]);
+    } catch (err) {
+      log.warn({ err: errorMessage(err) }, 'recording verified weights on the pod failed');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   // ------------------------------------------------------------ roles
 
   async #receive(active: Active, log: Logger): Promise<boolean> {
@@ -382,6 +409,7 @@ export class TransferRunner {
         engine.ranks.map((rank) => rank.complete('verified', undefined, config.stepTimeoutMs)),
       );
       const now = Date.now();
+      await this.#recordVerified('Seed', name, log);
       reporter.set({ receivers: [entry('Succeeded', { verified: true, verifiedAt: iso(now) })] });
       await reporter.flush();
       log.info(
@@ -574,6 +602,7 @@ export class TransferRunner {
       const left = Math.max(1, deadline - Date.now());
       await Promise.all(engine.ranks.map((rank) => rank.load(left)));
       const now = Date.now();
+      await this.#recordVerified('Storage', transfer.metadata.name, log);
       reporter.set({
         receivers: [
           {

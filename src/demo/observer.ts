@@ -1,8 +1,18 @@
 // Watches a scale-out from the outside, the way an operator would with kubectl: polls pods and
 // WeightTransfers of one namespace and records when each pod was scheduled, announced by its
 // agent, verified and Ready. Pods are listed before transfers in every round, so a pod seen
-// Ready without a verified transfer in the (newer) transfer list is a real violation.
-import { Annotations, GROUP, Labels, Plurals, VERSION, WEIGHTS_READY } from '../api/v1alpha1/names.ts';
+// Ready without a verified transfer in the (newer) transfer list — and without its agent's
+// record on the pod (seedcast.dev/weights-verified) naming a transfer seen to name it — is a real
+// violation.
+import {
+  Annotations,
+  GROUP,
+  Labels,
+  Plurals,
+  parseWeightsVerified,
+  VERSION,
+  WEIGHTS_READY,
+} from '../api/v1alpha1/names.ts';
 import type { WeightTransfer } from '../api/v1alpha1/weighttransfer.ts';
 import type { KubeClient, KubeObject } from '../shared/kube.ts';
 import { Resources } from '../shared/kube.ts';
@@ -26,6 +36,8 @@ export interface ObserverOptions {
 export class ScaleOutObserver {
   readonly pods = new Map<string, PodObservation>();
   transfers: WeightTransfer[] = [];
+  /** Every transfer any round saw: its source type and the uids it named as receivers. */
+  readonly #everSeen = new Map<string, { source: 'Seed' | 'Storage'; receivers: Set<string> }>();
   readonly #options: ObserverOptions;
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> = Promise.resolve();
@@ -76,6 +88,12 @@ export class ScaleOutObserver {
       namespace,
     });
     this.transfers = transfers.items.filter((t) => t.spec.weightSource === weightSource);
+    for (const t of this.transfers) {
+      this.#everSeen.set(t.metadata.name, {
+        source: t.spec.source.type,
+        receivers: new Set(t.spec.receivers.map((r) => r.uid)),
+      });
+    }
     const seen = new Set<string>();
     for (const pod of pods.items) {
       const uid = pod.metadata.uid ?? '';
@@ -97,15 +115,24 @@ export class ScaleOutObserver {
       const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
       if (ready && obs.readyAt === undefined) {
         obs.readyAt = now;
-        const verified = this.transfers.some((t) =>
-          t.status?.receivers?.some(
-            (r) =>
-              r.pod === obs!.name &&
-              r.verified &&
-              r.phase === 'Succeeded' &&
-              t.spec.receivers.some((x) => x.pod === obs!.name && x.uid === uid),
-          ),
-        );
+        // Verified: the pod's receiver entry says so, or its agent's record on the pod (written
+        // just before that entry) names a transfer this observer saw naming the pod.
+        const record = parseWeightsVerified(pod.metadata.annotations?.[Annotations.weightsVerified]);
+        const recordedIn = record === undefined ? undefined : this.#everSeen.get(record.transfer);
+        const verified =
+          (record !== undefined &&
+            recordedIn !== undefined &&
+            recordedIn.source === record.source &&
+            recordedIn.receivers.has(uid)) ||
+          this.transfers.some((t) =>
+            t.status?.receivers?.some(
+              (r) =>
+                r.pod === obs!.name &&
+                r.verified &&
+                r.phase === 'Succeeded' &&
+                t.spec.receivers.some((x) => x.pod === obs!.name && x.uid === uid),
+            ),
+          );
         if (!verified) {
           obs.readyBeforeVerified = true;
           // What the observer saw, for the report: every transfer naming the pod.

@@ -184,17 +184,20 @@ export class Harness {
     }
   }
 
+  /** The annotations the agent wrote on its own pod (the local sink's file). */
+  annotations(pod: { name: string }): Record<string, string> {
+    try {
+      const file = JSON.parse(readFileSync(join(this.clusterDir, 'pods', `${pod.name}.json`), 'utf8'));
+      return file.annotations ?? {};
+    } catch {
+      return {};
+    }
+  }
+
   /** The pod fingerprint the agent announced (waits for it). */
   async fingerprint(pod: Pod, timeoutMs = 20_000): Promise<string> {
     return waitFor(
-      () => {
-        try {
-          const file = JSON.parse(readFileSync(join(this.clusterDir, 'pods', `${pod.name}.json`), 'utf8'));
-          return file.annotations?.['seedcast.dev/fingerprint'] as string | undefined;
-        } catch {
-          return undefined;
-        }
-      },
+      () => this.annotations(pod)['seedcast.dev/fingerprint'],
       timeoutMs,
       `${pod.name} to announce its fingerprint`,
     );

@@ -41,7 +41,10 @@ describe('tcp transfer between agent processes', () => {
       assert.equal(entry.phase, 'Succeeded', JSON.stringify(entry));
       assert.equal(entry.verified, true);
       assert.equal(entry.bytesDone, entry.bytesTotal);
+      // The pod's own record of the verification, written before the status said Succeeded.
+      assert.equal(h.annotations(r)['seedcast.dev/weights-verified'], 'seed/wt-fanout');
     }
+    assert.equal(h.annotations(seed)['seedcast.dev/weights-verified'], undefined, 'a seed records nothing');
     const seedDigests = h.engineStatus(seed)?.ranks.map((r) => r.digest);
     assert.equal(seedDigests?.length, 2);
     for (const r of receivers) assert.deepEqual(await h.loadedDigests(r), seedDigests);

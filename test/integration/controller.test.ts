@@ -11,6 +11,7 @@ import {
   Kinds,
   Labels,
   Plurals,
+  parseWeightsVerified,
   TERMINAL_PHASES,
   VERSION,
   WEIGHTS_READY,
@@ -134,6 +135,10 @@ export async function checkInvariants(namespace: string, agents: FakeAgents): Pr
     }
   }
   for (const p of await pods(namespace)) {
+    // The agent's record on the pod counts when it names a transfer that names the pod.
+    const record = parseWeightsVerified(p.metadata.annotations?.[Annotations.weightsVerified]);
+    const recorded = transfers.find((t) => t.metadata.name === record?.transfer);
+    if (recorded?.spec.receivers.some((r) => r.uid === p.metadata.uid)) verified.add(p.metadata.uid ?? '');
     if (weightsReady(p) || podReady(p)) {
       assert.ok(verified.has(p.metadata.uid ?? ''), `${p.metadata.name} Ready before a verified transfer`);
     }
@@ -166,6 +171,9 @@ export async function checkInvariants(namespace: string, agents: FakeAgents): Pr
 class ReadinessRecorder {
   readonly verifiedAt = new Map<string, bigint>();
   readonly readyAt = new Map<string, { rv: bigint; pod: string }>();
+  /** Pod uid → the transfer its agent's record on the pod names; transfer → receiver uids seen. */
+  readonly #records = new Map<string, { pod: string; transfer: string }>();
+  readonly #named = new Map<string, Set<string>>();
   readonly #abort = new AbortController();
   readonly #running: Promise<unknown>;
 
@@ -174,11 +182,18 @@ class ReadinessRecorder {
     const transfers = new Informer<TransferObject>(cluster.client, { resource: TRANSFERS, namespace });
     pods.on((_type, p) => {
       const uid = p.metadata.uid ?? '';
+      // The agent's record on the pod verifies it from this version on (checked in check()).
+      const record = parseWeightsVerified(p.metadata.annotations?.[Annotations.weightsVerified]);
+      if (record !== undefined && !this.#records.has(uid)) {
+        this.#records.set(uid, { pod: p.metadata.name, transfer: record.transfer });
+        if (!this.verifiedAt.has(uid)) this.verifiedAt.set(uid, BigInt(p.metadata.resourceVersion ?? '0'));
+      }
       if ((weightsReady(p) || podReady(p)) && !this.readyAt.has(uid)) {
         this.readyAt.set(uid, { rv: BigInt(p.metadata.resourceVersion ?? '0'), pod: p.metadata.name });
       }
     });
     transfers.on((_type, t) => {
+      this.#named.set(t.metadata.name, new Set(t.spec.receivers.map((r) => r.uid)));
       for (const r of t.spec.receivers) {
         const entry = t.status?.receivers?.find((e) => e.pod === r.pod);
         if (entry?.phase === 'Succeeded' && entry.verified && !this.verifiedAt.has(r.uid)) {
@@ -193,11 +208,18 @@ class ReadinessRecorder {
     // Let the watches catch up with what the test just saw.
     await new Promise((r) => setTimeout(r, 500));
     assert.ok(this.readyAt.size > 0, 'the recorder saw pods turn Ready');
+    for (const [uid, { pod, transfer }] of this.#records) {
+      assert.ok(
+        this.#named.get(transfer)?.has(uid),
+        `${pod}'s record names ${transfer}, which never named it`,
+      );
+    }
     for (const [uid, { rv, pod }] of this.readyAt) {
       const verified = this.verifiedAt.get(uid);
       assert.ok(verified !== undefined, `${pod} turned Ready without a verified transfer`);
+      // Equal only when the record and readiness arrive in one version of the pod (a relist).
       assert.ok(
-        rv > verified,
+        rv >= verified,
         `${pod} turned Ready (rv ${rv}) before its transfer was verified (rv ${verified})`,
       );
     }

@@ -15,6 +15,7 @@ import {
   VERSION,
   type WeightTransferSpec,
   type WeightTransferStatus,
+  weightsVerifiedValue,
 } from '../../src/api/v1alpha1/index.ts';
 import { type KubeClient, type KubeObject, Resources } from '../../src/shared/kube.ts';
 
@@ -121,10 +122,28 @@ export class FakeAgents {
     await this.#applyStatus(t.metadata.name, pod, { receivers: [body] });
   }
 
-  /** Every receiver (and the seed) reports success, verified. */
+  /** §3a: the receiver's record on its own pod, written before its entry says Succeeded. */
+  async recordVerified(t: TransferObject, pod: string): Promise<void> {
+    await this.client.mergePatch(
+      { ...Resources.pods, namespace: this.namespace, name: pod },
+      {
+        metadata: {
+          annotations: {
+            [Annotations.weightsVerified]: weightsVerifiedValue(t.spec.source.type, t.metadata.name),
+          },
+        },
+      },
+      FieldManagers.agent(pod),
+    );
+  }
+
+  /** Every receiver (and the seed) reports success, verified — each receiver records it first. */
   async succeed(t: TransferObject): Promise<void> {
     if (t.spec.source.type === 'Seed') await this.seedRendezvous(t, 'Succeeded');
-    for (const r of t.spec.receivers) await this.receiver(t, r.pod, { phase: 'Succeeded', gbps: 12.5 });
+    for (const r of t.spec.receivers) {
+      await this.recordVerified(t, r.pod);
+      await this.receiver(t, r.pod, { phase: 'Succeeded', gbps: 12.5 });
+    }
   }
 
   async fail(t: TransferObject, pod: string, reason: string): Promise<void> {

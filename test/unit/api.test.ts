@@ -7,9 +7,11 @@ import { renderCrds } from '../../src/api/v1alpha1/crds.ts';
 import {
   formatIssues,
   parseOrThrow,
+  parseWeightsVerified,
   resourceSchemas,
   type SeedcastKind,
   weightSource,
+  weightsVerifiedValue,
 } from '../../src/api/v1alpha1/index.ts';
 import { ValidationError } from '../../src/shared/errors.ts';
 import {
@@ -145,5 +147,28 @@ describe('generated CRDs', () => {
     assert.equal(wt.spec.names.shortNames[0], 'wt');
     const columns = wt.spec.versions[0]!.additionalPrinterColumns.map((c) => c.name);
     for (const column of ['Phase', 'Progress', 'GB/s', 'Age']) assert.ok(columns.includes(column), column);
+  });
+});
+
+describe('the weights-verified pod annotation', () => {
+  it('round-trips and refuses anything else', () => {
+    for (const source of ['Seed', 'Storage'] as const) {
+      const value = weightsVerifiedValue(source, 'llama-abc12-0-x1y2z3a');
+      assert.deepEqual(parseWeightsVerified(value), { source, transfer: 'llama-abc12-0-x1y2z3a' });
+    }
+    for (const bad of [
+      undefined,
+      '',
+      'seed/',
+      'seed',
+      'Seed/t',
+      'peer/t',
+      'seed/T',
+      'seed/a/b',
+      'seed/-t',
+      ' seed/t',
+    ]) {
+      assert.equal(parseWeightsVerified(bad), undefined, String(bad));
+    }
   });
 });

@@ -71,6 +71,11 @@ class PodBuilder {
     this.pod.deleting = true;
     return this;
   }
+  /** The agent's record on the pod (annotation `weights-verified`). */
+  verifiedBy(source: 'Seed' | 'Storage', transfer: string): this {
+    this.pod.verifiedBy = { source, transfer };
+    return this;
+  }
   obj(): ObservedPod {
     return { ...this.pod };
   }

@@ -389,6 +389,49 @@ describe('readiness (invariant 1)', () => {
     assert.equal(condition(plan, 'r')?.status, 'False');
   });
 
+  it("the agent's record on the pod stands in for a deleted verifying transfer; the pod is never named again", () => {
+    for (const [source, reason] of [
+      ['Seed', 'WeightsVerified'],
+      ['Storage', 'ColdLoaded'],
+    ] as const) {
+      const verified = makePod('r').verifiedBy(source, 'gone-0-abc').obj();
+      const plan = planSource(input([seed, verified]));
+      assert.equal(condition(plan, 'r')?.status, 'True');
+      assert.equal(condition(plan, 'r')?.reason, reason);
+      assert.match(condition(plan, 'r')?.message ?? '', /transfer gone-0-abc/);
+      assert.equal(plan.create.length, 0, 'no new transfer names the pod');
+      assert.deepEqual(
+        plan.newlyReady.map((x) => x.pod),
+        ['r'],
+      );
+    }
+    // Without the record the same pod is a receiver again.
+    assert.deepEqual(receiversOf(planSource(input([seed, r]))), ['r']);
+  });
+
+  it("the agent's record counts for a live transfer naming the pod before its status says so, never for another's", () => {
+    const live = makeTransfer(
+      't-live',
+      { source: { type: 'Seed', seed: ref(seed) }, receivers: [ref(r)] },
+      { phase: 'Transferring', receivers: [entry('Transferring', false)] },
+    );
+    const early = planSource(input([seed, makePod('r').verifiedBy('Seed', 't-live').obj()], [live]));
+    assert.equal(condition(early, 'r')?.status, 'True');
+    assert.match(condition(early, 'r')?.message ?? '', /from seed seed \(transfer t-live;/);
+    const other = makeTransfer(
+      't-other',
+      { source: { type: 'Seed', seed: ref(seed) }, receivers: [{ pod: 'x', uid: 'uid-x' }] },
+      { phase: 'Succeeded' },
+    );
+    for (const wrong of [
+      makePod('r').verifiedBy('Seed', 't-other').obj(),
+      makePod('r').verifiedBy('Storage', 't-live').obj(),
+    ]) {
+      const plan = planSource(input([seed, wrong], [live, other]));
+      assert.equal(condition(plan, 'r')?.status, 'False', JSON.stringify(wrong.verifiedBy));
+    }
+  });
+
   it('an unannounced pod waits for its agent', () => {
     const plan = planSource(input([makePod('r').unannounced().obj()]));
     assert.equal(condition(plan, 'r')?.reason, 'WaitingForAgent');

@@ -32,11 +32,31 @@ export const Annotations = {
   fingerprint: `${GROUP}/fingerprint`,
   /** Written by the agent on its own pod: host:port of its peer endpoint. */
   agentEndpoint: `${GROUP}/agent-endpoint`,
+  /**
+   * Written by the agent on its own pod just before it reports a receive or cold load verified:
+   * `seed/<transfer>` or `storage/<transfer>`. The controller's record of that verification
+   * survives the WeightTransfer being deleted before the controller read its status.
+   */
+  weightsVerified: `${GROUP}/weights-verified`,
   /** Written by the controller: `seed` once the pod holds verified weights. */
   role: `${GROUP}/role`,
   /** Standard Kubernetes annotation the ReplicaSet controller reads on scale-in. */
   podDeletionCost: 'controller.kubernetes.io/pod-deletion-cost',
 } as const;
+
+/** The value of `Annotations.weightsVerified`: `seed/<transfer>` or `storage/<transfer>`. */
+export function weightsVerifiedValue(source: 'Seed' | 'Storage', transfer: string): string {
+  return `${source === 'Seed' ? 'seed' : 'storage'}/${transfer}`;
+}
+
+/** Parses `Annotations.weightsVerified`; undefined for anything else (a hand edit, a typo). */
+export function parseWeightsVerified(
+  value: string | undefined,
+): { source: 'Seed' | 'Storage'; transfer: string } | undefined {
+  const match = /^(seed|storage)\/([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)$/.exec(value ?? '');
+  if (match === null) return undefined;
+  return { source: match[1] === 'seed' ? 'Seed' : 'Storage', transfer: match[2] as string };
+}
 
 /** The pod readiness gate and condition type that the controller owns. */
 export const WEIGHTS_READY = `${GROUP}/weights-ready`;

@@ -37,6 +37,8 @@ export interface ObservedPod {
   nodeLabels?: Readonly<Record<string, string>>;
   fingerprint?: string;
   agentEndpoint?: string;
+  /** The agent's own record that the engine holds verified weights (annotation `weights-verified`). */
+  verifiedBy?: { source: 'Seed' | 'Storage'; transfer: string };
   deleting: boolean;
   /** The pod's own Ready condition (kubelet: containers ready and every readiness gate True). */
   podReady: boolean;
@@ -404,6 +406,37 @@ export function planSource(input: SourcePlanInput): SourcePlan {
         type: 'Normal',
         action: 'Verify',
         note: `weights verified from ${from} (transfer ${won.name})`,
+      });
+      pendingSeeds.add(pod.fingerprint as string);
+      continue;
+    }
+    // The agent's record on the pod, written just before its status entry says Succeeded: a
+    // merge patch of its own pod, which lands sooner than a write into a transfer that a whole
+    // group writes (issue 9), and outlives a transfer deleted before its status was read — the
+    // pod is then never named a receiver again (its agent would refuse: verified weights stay).
+    // It counts only for a transfer that names this pod (uid), or one that is gone.
+    const record = pod.verifiedBy;
+    const recorded =
+      record === undefined ? undefined : input.transfers.find((t) => t.name === record.transfer);
+    if (
+      record !== undefined &&
+      (recorded === undefined ||
+        (recorded.spec.source.type === record.source &&
+          recorded.spec.receivers.some((r) => r.uid === pod.uid)))
+    ) {
+      const reason = record.source === 'Seed' ? Reasons.WeightsVerified : Reasons.ColdLoaded;
+      const seedPod = recorded?.spec.source.seed?.pod;
+      const from =
+        record.source === 'Storage' ? 'storage' : seedPod === undefined ? 'a seed' : `seed ${seedPod}`;
+      const note = `weights verified from ${from} (transfer ${record.transfer}${recorded === undefined ? ', since deleted' : ''}; the agent's record on the pod)`;
+      decide(pod, condition('True', reason, note));
+      plan.newlyReady.push({ pod: pod.name, reason, seconds: Math.max(0, (now - pod.createdAt) / 1000) });
+      plan.events.push({
+        regarding: { kind: 'Pod', name: pod.name, uid: pod.uid },
+        reason: EventReasons.WeightsReady,
+        type: 'Normal',
+        action: 'Verify',
+        note,
       });
       pendingSeeds.add(pod.fingerprint as string);
       continue;

@@ -13,6 +13,7 @@ import {
   Kinds,
   Labels,
   Plurals,
+  parseWeightsVerified,
   Reasons,
   VERSION,
   WEIGHTS_READY,
@@ -300,6 +301,7 @@ export class WeightSourceReconciler {
       nodeLabels: node?.metadata.labels ?? {},
       fingerprint: annotations[Annotations.fingerprint],
       agentEndpoint: annotations[Annotations.agentEndpoint],
+      verifiedBy: parseWeightsVerified(annotations[Annotations.weightsVerified]),
       deleting:
         pod.metadata.deletionTimestamp !== undefined ||
         pod.status?.phase === 'Failed' ||
