@@ -406,6 +406,29 @@ describe('controller against a real control plane', () => {
     await recorder.check();
   });
 
+  it("a transfer deleted after its receiver's agent recorded the verification: the pod turns Ready anyway", async (t) => {
+    const { namespace, agents, recorder } = await setup(t, { replicas: 1 });
+    // The fake agents finish cold loads only: a transfer from a seed never says Succeeded here.
+    agents.start('model', { hold: (x) => x.spec.source.type === 'Seed' });
+    await allReady(namespace, 1);
+    await scale(namespace, 2);
+    const held = await waitFor('a transfer from the seed', async () =>
+      (await agents.transfers()).find((x) => x.spec.source.type === 'Seed'),
+    );
+    const receiver = held.spec.receivers[0] as { pod: string; uid: string };
+    // The receiver's agent verified every rank and wrote its record on the pod; the transfer is
+    // deleted before its status says so.
+    await agents.recordVerified(held, receiver.pod);
+    await cluster.client.delete({ ...TRANSFERS, namespace, name: held.metadata.name });
+    const [ready] = (await allReady(namespace, 2)).filter((p) => p.metadata.uid === receiver.uid);
+    assert.equal(conditionOf(ready as PodObject, WEIGHTS_READY)?.reason, 'WeightsVerified');
+    assert.match(
+      conditionOf(ready as PodObject, WEIGHTS_READY)?.message ?? '',
+      /the agent's record on the pod/,
+    );
+    await recorder.check();
+  });
+
   it('scale-in removes non-seeds first and keeps minSeeds', async (t) => {
     const { namespace, agents, recorder } = await setup(t, { replicas: 3, minSeeds: 1 });
     let holdNew = false;
