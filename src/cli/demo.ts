@@ -144,7 +144,7 @@ export async function run(argv: string[]): Promise<number> {
         say(
           `▶ load → ${load}m CPU in total: the HPA (target ${TARGET_MILLI_CPU}m per pod) scales to ${replicas}`,
         );
-      await scenario.waitForReady(replicas, 300_000);
+      await scenario.waitForReady(replicas, 300_000, { reported: true });
       say(`  ${replicas} replica(s) Ready`);
     }
     view.stop();

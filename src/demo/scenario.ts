@@ -306,7 +306,22 @@ export class ScaleOutScenario {
   }
 
   /** Waits until exactly `replicas` pods exist and all of them are Ready. */
-  async waitForReady(replicas: number, timeoutMs: number): Promise<void> {
+  /**
+   * Waits for `replicas` Ready pods. `reported`: also until each one's receiver entry says
+   * verified in a transfer — a pod turns Ready on its agent's record on the pod, which lands before
+   * that entry; a summary (warm starts, bytes, GB/s) is read from the entries.
+   */
+  async waitForReady(
+    replicas: number,
+    timeoutMs: number,
+    options: { reported?: boolean } = {},
+  ): Promise<void> {
+    const reported = (name: string, uid: string) =>
+      this.observer.transfers.some(
+        (t) =>
+          t.spec.receivers.some((r) => r.uid === uid) &&
+          t.status?.receivers?.some((e) => e.pod === name && e.phase === 'Succeeded' && e.verified),
+      );
     await this.observer.waitFor(
       () => {
         const current = this.observer.current();
@@ -317,7 +332,8 @@ export class ScaleOutScenario {
           current.every(
             (p) =>
               p.readyAt !== undefined &&
-              (this.#runner === undefined || this.options.digests === false || p.rankDigests !== undefined),
+              (this.#runner === undefined || this.options.digests === false || p.rankDigests !== undefined) &&
+              (options.reported !== true || reported(p.name, p.uid)),
           )
         );
       },

@@ -41,7 +41,7 @@ test('HPA scale-out 1 → 4 → 2: one cold load, one warm group, verified befor
   await scenario.setLoad(200);
   await scenario.waitForReady(1, 180_000);
   await scenario.setLoad(4000); // well above what 4 replicas carry: one jump to max
-  await scenario.waitForReady(4, 240_000);
+  await scenario.waitForReady(4, 240_000, { reported: true });
   assert.equal((await scenario.hpaStatus()).desiredReplicas, 4, 'HPA decided the scale-up');
 
   const afterScaleUp = scenario.summary();
