@@ -6,6 +6,7 @@ import {
   BATCH_WINDOW_CAP,
   DeletionCost,
   type ObservedPod,
+  PROGRESS_WRITE_MS,
   planSource,
   proximity,
   type SourcePlan,
@@ -430,6 +431,42 @@ describe('readiness (invariant 1)', () => {
       const plan = planSource(input([seed, wrong], [live, other]));
       assert.equal(condition(plan, 'r')?.status, 'False', JSON.stringify(wrong.verifiedBy));
     }
+  });
+
+  it('aggregate progress is written at most every PROGRESS_WRITE_MS; a change of phase at once', () => {
+    const receiver = makePod('r').obj();
+    const now = T0 + 10_000;
+    const transfer = (phase: 'Transferring' | 'Succeeded', writtenAgoMs: number) => ({
+      ...makeTransfer(
+        't',
+        { source: { type: 'Seed', seed: ref(seed) }, receivers: [ref(receiver)] },
+        {
+          phase: 'Transferring',
+          startTime: new Date(T0).toISOString().replace(/\.\d+Z$/, 'Z'),
+          bytesTotal: 10,
+          bytesDone: 2,
+          progress: '20%',
+          conditions: [
+            {
+              type: 'Complete',
+              status: 'False',
+              reason: 'Transferring',
+              message: 'phase Transferring',
+              lastTransitionTime: new Date(T0).toISOString().replace(/\.\d+Z$/, 'Z'),
+            },
+          ],
+          receivers: [{ ...entry(phase, phase === 'Succeeded'), bytesDone: phase === 'Succeeded' ? 10 : 5 }],
+        },
+      ),
+      statusWrittenAt: now - writtenAgoMs,
+    });
+    const recent = planSource(input([seed, receiver], [transfer('Transferring', 1000)], { now }));
+    assert.deepEqual(recent.statuses, [], 'progress only, written 1 s ago: deferred');
+    assert.ok((recent.requeueAfterMs ?? Number.POSITIVE_INFINITY) <= PROGRESS_WRITE_MS - 1000);
+    const due = planSource(input([seed, receiver], [transfer('Transferring', PROGRESS_WRITE_MS)], { now }));
+    assert.equal(due.statuses[0]?.status.progress, '50%', 'progress only, due: written');
+    const finished = planSource(input([seed, receiver], [transfer('Succeeded', 0)], { now }));
+    assert.equal(finished.statuses[0]?.status.phase, 'Succeeded', 'a new phase goes out at once');
   });
 
   it('an unannounced pod waits for its agent', () => {

@@ -20,7 +20,7 @@ import {
   aggregateStatus,
   type ControllerVerdict,
   receiverOutcome,
-  statusChanged,
+  statusChange,
   type TransferControllerStatus,
   transferOutcome,
 } from './status.ts';
@@ -54,7 +54,16 @@ export interface ObservedTransfer {
   spec: WeightTransferSpec;
   status?: WeightTransferStatus;
   createdAt: number;
+  /** When the controller last wrote this transfer's status (its managedFields entry; whole seconds). */
+  statusWrittenAt?: number;
 }
+
+/**
+ * The controller writes a transfer's aggregate progress (bytes, %, GB/s) at most this often; a
+ * change of phase, reason or condition goes out at once. Every member of a group writes into the
+ * same object, and a controller write after each of theirs doubled the contention on it.
+ */
+export const PROGRESS_WRITE_MS = 3000;
 
 export type ObservedSource =
   | { state: 'ok'; spec: WeightSourceSpec; generation?: number; conditions?: DesiredConditionWithTime[] }
@@ -312,7 +321,11 @@ export function planSource(input: SourcePlanInput): SourcePlan {
     const outcome = transferOutcome(t.spec, t.status, verdict);
     outcomes.set(t.name, outcome.phase);
     const next = aggregateStatus(t.spec, t.status, outcome, now);
-    if (statusChanged(t.status, next)) plan.statuses.push({ name: t.name, status: next });
+    const change = statusChange(t.status, next);
+    const progressDue = (t.statusWrittenAt ?? Number.NEGATIVE_INFINITY) + PROGRESS_WRITE_MS;
+    if (change === 'state' || (change === 'progress' && now >= progressDue))
+      plan.statuses.push({ name: t.name, status: next });
+    else if (change === 'progress') wake(progressDue);
     const terminal = TERMINAL_PHASES.has(outcome.phase);
     const newlyTerminal = terminal && !TERMINAL_PHASES.has(before);
     if (newlyTerminal) {

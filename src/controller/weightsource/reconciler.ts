@@ -142,6 +142,11 @@ export class WeightSourceReconciler {
       spec: t.spec as WeightTransferSpec,
       status: t.status as WeightTransferStatus | undefined,
       createdAt: parseTime(t.metadata.creationTimestamp) ?? now,
+      statusWrittenAt: parseTime(
+        (
+          t.metadata as { managedFields?: Array<{ manager?: string; subresource?: string; time?: string }> }
+        ).managedFields?.find((f) => f.manager === FIELD_MANAGER && f.subresource === 'status')?.time,
+      ),
     }));
     let minSeeds = 1;
     for (const id of d.inferenceDeployments.list((o) => o.metadata.namespace === namespace)) {

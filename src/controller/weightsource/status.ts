@@ -181,23 +181,25 @@ export function aggregateStatus(
   return out;
 }
 
-/** True when writing `next` would change what the API server holds. */
-export function statusChanged(
+/**
+ * What writing `next` would change: `none`; `progress` when only the counters moved (bytes,
+ * progress, GB/s); `state` for anything else (phase, reason, message, times, conditions).
+ */
+export function statusChange(
   current: WeightTransferStatus | undefined,
   next: TransferControllerStatus,
-): boolean {
-  const pick = (s: Partial<TransferControllerStatus> | undefined) =>
+): 'none' | 'progress' | 'state' {
+  const state = (s: Partial<TransferControllerStatus> | undefined) =>
     JSON.stringify([
       s?.phase ?? 'Pending',
       s?.reason,
       s?.message,
-      s?.bytesTotal,
-      s?.bytesDone,
-      s?.progress,
-      s?.gbps,
       s?.startTime,
       s?.completionTime,
       (s?.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.message, c.lastTransitionTime]),
     ]);
-  return pick(current) !== pick(next);
+  const counters = (s: Partial<TransferControllerStatus> | undefined) =>
+    JSON.stringify([s?.bytesTotal, s?.bytesDone, s?.progress, s?.gbps]);
+  if (state(current) !== state(next)) return 'state';
+  return counters(current) !== counters(next) ? 'progress' : 'none';
 }
