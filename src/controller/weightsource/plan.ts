@@ -408,19 +408,23 @@ export function planSource(input: SourcePlanInput): SourcePlan {
     const won = mine.find(
       (t) => receiverOutcome(t.status, outcomes.get(t.name) ?? 'Pending', pod.name) === 'succeeded',
     );
-    if (won !== undefined) {
-      const reason = won.spec.source.type === 'Seed' ? Reasons.WeightsVerified : Reasons.ColdLoaded;
-      const from = won.spec.source.seed === undefined ? 'storage' : `seed ${won.spec.source.seed.pod}`;
-      decide(pod, condition('True', reason, `weights verified from ${from} (transfer ${won.name})`));
+    // Weights-ready turns True: the condition, an event, and the pod may become a seed.
+    const verified = (source: 'Seed' | 'Storage', note: string): void => {
+      const reason = source === 'Seed' ? Reasons.WeightsVerified : Reasons.ColdLoaded;
+      decide(pod, condition('True', reason, note));
       plan.newlyReady.push({ pod: pod.name, reason, seconds: Math.max(0, (now - pod.createdAt) / 1000) });
       plan.events.push({
         regarding: { kind: 'Pod', name: pod.name, uid: pod.uid },
         reason: EventReasons.WeightsReady,
         type: 'Normal',
         action: 'Verify',
-        note: `weights verified from ${from} (transfer ${won.name})`,
+        note,
       });
       pendingSeeds.add(pod.fingerprint as string);
+    };
+    if (won !== undefined) {
+      const from = won.spec.source.seed === undefined ? 'storage' : `seed ${won.spec.source.seed.pod}`;
+      verified(won.spec.source.type, `weights verified from ${from} (transfer ${won.name})`);
       continue;
     }
     // The agent's record on the pod, written just before its status entry says Succeeded: a
@@ -437,21 +441,13 @@ export function planSource(input: SourcePlanInput): SourcePlan {
         (recorded.spec.source.type === record.source &&
           recorded.spec.receivers.some((r) => r.uid === pod.uid)))
     ) {
-      const reason = record.source === 'Seed' ? Reasons.WeightsVerified : Reasons.ColdLoaded;
       const seedPod = recorded?.spec.source.seed?.pod;
       const from =
         record.source === 'Storage' ? 'storage' : seedPod === undefined ? 'a seed' : `seed ${seedPod}`;
-      const note = `weights verified from ${from} (transfer ${record.transfer}${recorded === undefined ? ', since deleted' : ''}; the agent's record on the pod)`;
-      decide(pod, condition('True', reason, note));
-      plan.newlyReady.push({ pod: pod.name, reason, seconds: Math.max(0, (now - pod.createdAt) / 1000) });
-      plan.events.push({
-        regarding: { kind: 'Pod', name: pod.name, uid: pod.uid },
-        reason: EventReasons.WeightsReady,
-        type: 'Normal',
-        action: 'Verify',
-        note,
-      });
-      pendingSeeds.add(pod.fingerprint as string);
+      verified(
+        record.source,
+        `weights verified from ${from} (transfer ${record.transfer}${recorded === undefined ? ', since deleted' : ''}; the agent's record on the pod)`,
+      );
       continue;
     }
     const inflight = mine.find(
