@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Reasons, TERMINAL_PHASES } from '../api/v1alpha1/conditions.ts';
 import { Annotations, weightsVerifiedValue } from '../api/v1alpha1/names.ts';
 import type { WeightTransfer } from '../api/v1alpha1/weighttransfer.ts';
+import { onAbort } from '../shared/abort.ts';
 import { errorMessage, truncate } from '../shared/errors.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Engine, EngineRank } from './bridge/server.ts';
@@ -356,9 +357,10 @@ export class TransferRunner {
       report();
       const dataStart = performance.now();
       log.info({ peer: seed.pod, ranks: engine.ranks.length, bytes: engine.totalBytes }, 'receiving');
+      // Aborted while it waited for the engine lock (the controller failed the transfer, or it was
+      // deleted): the ranks start aborted.
       const rankAbort = new AbortController();
-      const onAbort = (): void => rankAbort.abort(active.abort.signal.reason);
-      active.abort.signal.addEventListener('abort', onAbort, { once: true });
+      const unlink = onAbort(active.abort.signal, () => rankAbort.abort(active.abort.signal.reason));
       try {
         await Promise.all(
           engine.ranks.map((rank) => {
@@ -397,7 +399,7 @@ export class TransferRunner {
           }),
         );
       } finally {
-        active.abort.signal.removeEventListener('abort', onAbort);
+        unlink();
       }
       phase = 'Verifying';
       report();
@@ -470,8 +472,7 @@ export class TransferRunner {
     report();
     let unlock: (() => void) | undefined;
     const rankAbort = new AbortController();
-    const onAbort = (): void => rankAbort.abort(active.abort.signal.reason);
-    active.abort.signal.addEventListener('abort', onAbort, { once: true });
+    const unlink = onAbort(active.abort.signal, () => rankAbort.abort(active.abort.signal.reason));
     try {
       const engine = await this.#waitEngine(active, deadline);
       this.#checkFingerprint(transfer, engine);
@@ -486,6 +487,9 @@ export class TransferRunner {
       const transport = this.#transport(transfer);
       const token = this.#token();
       unlock = await this.#engineLock.lock();
+      // Failed or deleted while this seed waited for the lock (another transfer held it): listening
+      // now would hold the ports for receivers that will never come.
+      if (rankAbort.signal.aborted) throw asTransferError(rankAbort.signal.reason);
       const sessions = await Promise.all(
         engine.ranks.map((rank) => {
           const port = transfer.spec.ports.find((p) => p.rank === rank.rank);
@@ -574,7 +578,7 @@ export class TransferRunner {
       await reporter.flush();
       return false;
     } finally {
-      active.abort.signal.removeEventListener('abort', onAbort);
+      unlink();
       unlock?.();
       reporter.stop();
     }

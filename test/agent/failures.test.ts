@@ -85,6 +85,42 @@ describe('transfers that must fail, cleanly', () => {
     assert.equal(ranks[0]?.digest, h.engineStatus(live)?.ranks[0]?.digest);
   });
 
+  it('a transfer failed while its seed waited for the engine: the seed never listens for it', async () => {
+    // The seed serves a paced transfer (8 MiB at 2 MiB/s) while a second one naming it arrives and
+    // waits for the engine; the controller fails the second meanwhile. The seed must let it go
+    // when the first ends — not listen for it until its step timeout (found by the fault suite:
+    // an abort that fired before the listener was added was never seen, the seed held its ports
+    // for 60 s and the next transfer from it waited behind).
+    const seed = await h.pod({
+      name: 'busy-seed',
+      tp: 1,
+      size: '8Mi',
+      state: 'loaded',
+      agentFlags: { 'bandwidth-limit': '2Mi', 'step-timeout-ms': '30000' },
+    });
+    const first = await h.pod({ name: 'busy-recv-1', tp: 1, size: '8Mi', state: 'empty' });
+    const second = await h.pod({ name: 'busy-recv-2', tp: 1, size: '8Mi', state: 'empty' });
+    const fingerprint = await h.fingerprint(seed);
+    await h.transfer({ name: 'wt-busy-1', fingerprint, seed, receivers: [first], ranks: 1 });
+    await waitFor(
+      () => h.status('wt-busy-1')?.seed?.phase === 'Transferring',
+      15_000,
+      'the first transfer sending',
+    );
+    await h.transfer({ name: 'wt-busy-2', fingerprint, seed, receivers: [second], ranks: 1 });
+    await waitFor(async () => (await h.health(seed)).activeTransfers === 2, 10_000, 'the second waiting');
+    h.setPhase('wt-busy-2', 'Failed');
+    const served = await h.finished('wt-busy-1', first);
+    assert.equal(served.phase, 'Succeeded', JSON.stringify(served));
+    // Within a few seconds of the first ending, not the 30 s step timeout.
+    await waitFor(async () => (await h.health(seed)).activeTransfers === 0, 10_000, 'the seed idle');
+    const listened = h
+      .agentLog(seed)
+      .split('\n')
+      .filter((line) => line.includes('wt-busy-2') && line.includes('seed listening'));
+    assert.deepEqual(listened, [], 'never listened for the failed transfer');
+  });
+
   it('a receiver without the pod-to-pod token is refused', async () => {
     const seed = await h.pod({ name: 'tok-seed', tp: 1, size: '2Mi', state: 'loaded' });
     const receiver = await h.pod({

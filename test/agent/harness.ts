@@ -35,13 +35,13 @@ export async function freePort(): Promise<number> {
 }
 
 export async function waitFor<T>(
-  probe: () => T | undefined | false,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs: number,
   what: string,
 ): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const value = probe();
+    const value = await probe();
     if (value !== undefined && value !== false) return value;
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(50);
@@ -252,6 +252,21 @@ export class Harness {
         attempt: 0,
       },
     });
+  }
+
+  /** Plays the controller: sets the transfer's `status.phase` (Failed: its agents must let go). */
+  setPhase(name: string, phase: 'Failed' | 'Succeeded'): void {
+    const file = join(this.clusterDir, 'transfers', `${name}.json`);
+    const object = JSON.parse(readFileSync(file, 'utf8'));
+    writeLocalTransfer(this.clusterDir, { ...object, status: { ...object.status, phase } });
+  }
+
+  /** The agent's /healthz answer. */
+  async health(pod: Pod): Promise<{ activeTransfers: number; engineRanks: number }> {
+    return (await fetch(`http://127.0.0.1:${pod.httpPort}/healthz`)).json() as Promise<{
+      activeTransfers: number;
+      engineRanks: number;
+    }>;
   }
 
   /** Waits until `pod`'s entry in `transfer` is final (Succeeded or Failed) and returns it. */

@@ -17,6 +17,7 @@
 import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
 import { Reasons } from '../../api/v1alpha1/conditions.ts';
+import { onAbort } from '../../shared/abort.ts';
 import { errorMessage, truncate } from '../../shared/errors.ts';
 import { bucketRange } from '../bridge/buckets.ts';
 import type { EngineRank } from '../bridge/server.ts';
@@ -218,6 +219,7 @@ export class NcclTransport implements Transport {
   // ---------------------------------------------------------------- seed
 
   async serve(ctx: SeedRankContext): Promise<SeedRankSession> {
+    if (ctx.signal.aborted) throw asTransferError(ctx.signal.reason);
     const slots = cudaSlots(ctx.engine);
     const device = slots[0]!.device;
     const uniqueId = await this.#options.api.ncclUniqueId();
@@ -276,9 +278,7 @@ export class NcclTransport implements Transport {
 
     const done = (async (): Promise<ReceiverOutcome[]> => {
       const abort = new AbortController();
-      const onAbort = (): void => abort.abort(ctx.signal.reason);
-      if (ctx.signal.aborted) onAbort();
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      const unlink = onAbort(ctx.signal, () => abort.abort(ctx.signal.reason));
       const deadline = setTimeout(
         () => abort.abort(deadlineError('while broadcasting')),
         Math.max(0, ctx.deadline - Date.now()),
@@ -417,7 +417,7 @@ export class NcclTransport implements Transport {
         for (const w of ring) void w.free().catch(() => {});
         clearTimeout(deadline);
         clearInterval(pinger);
-        ctx.signal.removeEventListener('abort', onAbort);
+        unlink();
         server.close();
         for (const p of peers.values()) p.socket?.end();
       }
@@ -739,8 +739,7 @@ export class NcclTransport implements Transport {
       if (comm !== undefined && aborting === undefined) aborting = comm.abort().catch(() => {});
       rejectFailed(failed);
     };
-    const onAbort = (): void => fail(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const unlink = onAbort(ctx.signal, () => fail(ctx.signal.reason));
     const deadline = setTimeout(
       () => fail(deadlineError('while receiving')),
       Math.max(0, ctx.deadline - Date.now()),
@@ -1033,7 +1032,7 @@ export class NcclTransport implements Transport {
       // running (a post after a failure) pins its buffer in the addon, which frees it afterwards.
       for (const w of ring) void w.free().catch(() => {});
       clearTimeout(deadline);
-      ctx.signal.removeEventListener('abort', onAbort);
+      unlink();
       if (socket !== undefined && !socket.destroyed) socket.end();
     }
   }

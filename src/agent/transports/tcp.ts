@@ -6,6 +6,7 @@
 // per receiver: a credit per bucket, granted once the slot that will hold it is free.
 import { connect, type Socket } from 'node:net';
 import { Reasons } from '../../api/v1alpha1/conditions.ts';
+import { onAbort } from '../../shared/abort.ts';
 import { errorMessage, truncate } from '../../shared/errors.ts';
 import { bucketRange } from '../bridge/buckets.ts';
 import { SLOTS_PER_RANK } from '../bridge/server.ts';
@@ -195,6 +196,7 @@ export class TcpTransport implements Transport {
   // ---------------------------------------------------------------- seed
 
   async serve(ctx: SeedRankContext): Promise<SeedRankSession> {
+    if (ctx.signal.aborted) throw asTransferError(ctx.signal.reason);
     const peers = new Map(ctx.receivers.map((r) => [r.pod, new ReceiverPeer(r.pod, r.uid)]));
     let started = false;
     let rendezvousDone: () => void = () => {};
@@ -251,8 +253,7 @@ export class TcpTransport implements Transport {
 
     const done = (async (): Promise<ReceiverOutcome[]> => {
       const abort = new AbortController();
-      const onAbort = (): void => abort.abort(ctx.signal.reason);
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      const unlink = onAbort(ctx.signal, () => abort.abort(ctx.signal.reason));
       const deadline = setTimeout(
         () => abort.abort(deadlineError('while sending')),
         Math.max(0, ctx.deadline - Date.now()),
@@ -302,7 +303,7 @@ export class TcpTransport implements Transport {
       } finally {
         clearTimeout(deadline);
         clearInterval(pinger);
-        ctx.signal.removeEventListener('abort', onAbort);
+        unlink();
         server.close();
         for (const peer of peers.values()) for (const socket of peer.streams) socket?.end();
       }
@@ -484,10 +485,9 @@ export class TcpTransport implements Transport {
       sum !== undefined &&
       views.slice(0, Math.min(SLOTS_PER_RANK, engine.buckets)).every((v) => v !== undefined);
     const [host, portText] = splitAddress(ctx.address);
-    const abort = new AbortController();
-    const onAbort = (): void => abort.abort(ctx.signal.reason);
     if (ctx.signal.aborted) throw asTransferError(ctx.signal.reason);
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const abort = new AbortController();
+    const unlink = onAbort(ctx.signal, () => abort.abort(ctx.signal.reason));
     const deadline = setTimeout(
       () => abort.abort(deadlineError('while receiving')),
       Math.max(0, ctx.deadline - Date.now()),
@@ -980,7 +980,7 @@ export class TcpTransport implements Transport {
     } finally {
       clearTimeout(deadline);
       clearInterval(watchdog);
-      ctx.signal.removeEventListener('abort', onAbort);
+      unlink();
       for (const socket of sockets) if (!socket.destroyed) socket.destroySoon();
       // A buffer may still be the target of a pending read until its socket is gone (buffers
       // handed to slot writes go back when those settle).
