@@ -296,7 +296,9 @@ export class PodRunner {
     if (running === undefined) return;
     this.#running.delete(id);
     await Promise.all(running.processes.map(({ child }) => terminate(child)));
-    await rm(running.dir, { recursive: true, force: true });
+    // SEEDCAST_KEEP_POD_DIRS=1: a stopped pod's directory (its containers' logs) stays, for a
+    // post-mortem of a fault or bench run.
+    if (process.env.SEEDCAST_KEEP_POD_DIRS !== '1') await rm(running.dir, { recursive: true, force: true });
     this.#options.log.info({ pod: id }, 'stopped pod');
   }
 }

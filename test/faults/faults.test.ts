@@ -703,7 +703,9 @@ test('scale-outs survive kills, restarts, deletions, a small port range and a de
   };
   t.after(async () => {
     await tearDown();
-    await rm(workDir, { recursive: true, force: true });
+    // SEEDCAST_KEEP_POD_DIRS=1 keeps every pod's logs (agents, engines, controller) for a post-mortem.
+    if (process.env.SEEDCAST_KEEP_POD_DIRS === '1') say(`work directory kept: ${workDir}`);
+    else await rm(workDir, { recursive: true, force: true });
   });
 
   await scenario.setUp();
