@@ -35,6 +35,8 @@ interface Active {
   abort: AbortController;
   latest: WeightTransfer;
   changed: Array<() => void>;
+  /** The object is gone (deleted, or replaced by another of the same name): write nothing more. */
+  gone?: boolean;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -87,6 +89,10 @@ export class TransferRunner {
 
   upsert(transfer: WeightTransfer): void {
     const key = `${transfer.metadata.name}/${transfer.metadata.uid ?? ''}`;
+    // Another object under the same name: the one this pod worked on was deleted (its delete
+    // event may come later, or never, after a relist).
+    for (const [other, stale] of this.#active)
+      if (other !== key && other.startsWith(`${transfer.metadata.name}/`)) this.#gone(stale);
     const active = this.#active.get(key);
     const phase = transfer.status?.phase;
     if (active !== undefined) {
@@ -132,12 +138,14 @@ export class TransferRunner {
   }
 
   deleted(name: string): void {
-    for (const [key, active] of this.#active) {
-      if (key.startsWith(`${name}/`))
-        active.abort.abort(
-          new TransferError('SEEDCAST_ERR_ABORTED', Reasons.Failed, 'the WeightTransfer was deleted'),
-        );
-    }
+    for (const [key, active] of this.#active) if (key.startsWith(`${name}/`)) this.#gone(active);
+  }
+
+  #gone(active: Active): void {
+    active.gone = true;
+    active.abort.abort(
+      new TransferError('SEEDCAST_ERR_ABORTED', Reasons.Failed, 'the WeightTransfer was deleted'),
+    );
   }
 
   abortAll(reason: string): void {
@@ -304,6 +312,7 @@ export class TransferRunner {
       name,
       progressInterval(config.progressIntervalMs, transfer),
       log,
+      () => active.gone === true,
     );
     const startedAt = Date.now();
     const deadline = this.#deadline(transfer);
@@ -462,6 +471,7 @@ export class TransferRunner {
       name,
       progressInterval(config.progressIntervalMs, transfer),
       log,
+      () => active.gone === true,
     );
     const deadline = this.#deadline(transfer);
     let rendezvous: RendezvousEntry[] = [];
@@ -587,7 +597,13 @@ export class TransferRunner {
   async #storage(active: Active, log: Logger): Promise<boolean> {
     const { config, sink } = this.#deps;
     const transfer = active.latest;
-    const reporter = new StatusReporter(sink, transfer.metadata.name, config.progressIntervalMs, log);
+    const reporter = new StatusReporter(
+      sink,
+      transfer.metadata.name,
+      config.progressIntervalMs,
+      log,
+      () => active.gone === true,
+    );
     const startedAt = Date.now();
     const deadline = this.#deadline(transfer);
     let engine: Engine | undefined;

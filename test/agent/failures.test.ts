@@ -121,6 +121,43 @@ describe('transfers that must fail, cleanly', () => {
     assert.deepEqual(listened, [], 'never listened for the failed transfer');
   });
 
+  it('a transfer deleted and recreated under its name: nothing of the old one is written into the new', async () => {
+    // The old seed role fails ("deleted") and its final write finds no object; it must not retry
+    // into the object recreated under the same name a moment later (found by the fault suite: the
+    // retried "seed Failed" made the controller fail the recreated transfer at once).
+    const oldSeed = await h.pod({
+      name: 'gone-seed',
+      tp: 1,
+      size: '8Mi',
+      state: 'loaded',
+      agentFlags: { 'bandwidth-limit': '2Mi' },
+    });
+    const newSeed = await h.pod({ name: 'gone-seed-2', tp: 1, size: '8Mi', state: 'loaded' });
+    const first = await h.pod({ name: 'gone-recv-1', tp: 1, size: '8Mi', state: 'empty' });
+    const second = await h.pod({ name: 'gone-recv-2', tp: 1, size: '8Mi', state: 'empty' });
+    const fingerprint = await h.fingerprint(oldSeed);
+    await h.transfer({ name: 'wt-again', fingerprint, seed: oldSeed, receivers: [first], ranks: 1 });
+    await waitFor(() => h.status('wt-again')?.seed?.phase === 'Transferring', 15_000, 'the old one sending');
+    h.deleteTransfer('wt-again');
+    await waitFor(
+      () => h.agentLog(oldSeed).includes('the WeightTransfer was deleted'),
+      10_000,
+      'the old role failing',
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    await h.transfer({ name: 'wt-again', fingerprint, seed: newSeed, receivers: [second], ranks: 1 });
+    const served = await h.finished('wt-again', second);
+    assert.equal(served.phase, 'Succeeded', JSON.stringify(served));
+    // The old role's retries (a second apart) would have landed by now.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(
+      h.fragment('wt-again', oldSeed),
+      undefined,
+      'the old seed wrote nothing into the new object',
+    );
+    assert.equal(h.fragment('wt-again', first), undefined, 'nor did the old receiver');
+  });
+
   it('a receiver without the pod-to-pod token is refused', async () => {
     const seed = await h.pod({ name: 'tok-seed', tp: 1, size: '2Mi', state: 'loaded' });
     const receiver = await h.pod({

@@ -254,6 +254,23 @@ export class Harness {
     });
   }
 
+  /** Deletes a transfer, as the API server does: the object and its status go together. */
+  deleteTransfer(name: string): void {
+    rmSync(join(this.clusterDir, 'transfers', `${name}.json`), { force: true });
+    rmSync(join(this.clusterDir, 'status', name), { recursive: true, force: true });
+  }
+
+  /** The status fragment one pod's agent wrote into `transfer` (undefined: none). */
+  fragment(transfer: string, pod: { name: string }): unknown {
+    try {
+      return JSON.parse(
+        readFileSync(join(this.clusterDir, 'status', transfer, `seedcast-agent-${pod.name}.json`), 'utf8'),
+      );
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Plays the controller: sets the transfer's `status.phase` (Failed: its agents must let go). */
   setPhase(name: string, phase: 'Failed' | 'Succeeded'): void {
     const file = join(this.clusterDir, 'transfers', `${name}.json`);

@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import type { StatusFragment, StatusSink } from '../../src/agent/cluster/types.ts';
 import { StatusReporter } from '../../src/agent/reporter.ts';
 import { progressInterval } from '../../src/agent/runner.ts';
+import { KubeApiError } from '../../src/shared/kube.ts';
 import { silentLogger } from '../../src/shared/log.ts';
 
 function sink(failures = 0) {
@@ -23,6 +24,39 @@ const seed = (bytesSent: number) => ({ seed: { pod: 's', phase: 'Transferring' a
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('status reporter', () => {
+  it('stops at a transfer that is gone: no retry lands in an object recreated under the name', async () => {
+    let exists = false;
+    const writes: StatusFragment[] = [];
+    const gone: StatusSink = {
+      async applyStatus(_transfer, fragment) {
+        if (!exists) throw new KubeApiError(404, 'NotFound', 'weighttransfers "wt" not found', 'PATCH');
+        writes.push(fragment);
+      },
+      async announce() {},
+    };
+    const r = new StatusReporter(gone, 'wt', 50, silentLogger());
+    r.set(seed(1));
+    const started = performance.now();
+    await r.flush(5000);
+    assert.ok(performance.now() - started < 1000, 'flush gives up at once');
+    assert.equal(r.gone, true);
+    exists = true; // recreated under the same name
+    r.set(seed(2));
+    await r.flush(1000);
+    await sleep(100);
+    assert.deepEqual(writes, []);
+    // And when the runner says so (a delete event) before any write failed.
+    let deleted = false;
+    const out = sink();
+    const muted = new StatusReporter(out, 'wt', 50, silentLogger(), () => deleted);
+    deleted = true;
+    muted.set(seed(3));
+    await muted.flush(1000);
+    assert.deepEqual(out.writes, []);
+    r.stop();
+    muted.stop();
+  });
+
   it('throttles progress to one write per interval, latest state wins', async () => {
     const out = sink();
     const r = new StatusReporter(out, 'wt', 300, silentLogger());

@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FieldManagers } from '../../api/v1alpha1/names.ts';
 import { formatIssues } from '../../api/v1alpha1/validate.ts';
 import { type WeightTransfer, weightTransfer } from '../../api/v1alpha1/weighttransfer.ts';
+import { KubeApiError } from '../../shared/kube.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { StatusFragment, StatusSink, TransferEvents, TransferSource } from './types.ts';
 
@@ -120,6 +121,9 @@ export class LocalStatusSink implements StatusSink {
   }
 
   async applyStatus(transfer: string, fragment: StatusFragment): Promise<void> {
+    // As the API server answers for a deleted object (a status write never creates one).
+    if (readJson(join(this.#dir, 'transfers', `${transfer}.json`)) === undefined)
+      throw new KubeApiError(404, 'NotFound', `weighttransfers "${transfer}" not found`, 'local status');
     const dir = join(this.#dir, 'status', transfer);
     mkdirSync(dir, { recursive: true });
     writeJson(join(dir, `${FieldManagers.agent(this.#pod)}.json`), fragment);
