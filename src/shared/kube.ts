@@ -103,6 +103,7 @@ export class KubeClient {
   readonly server: string;
   /** Where the connection came from (a kubeconfig path, the in-cluster service account). */
   readonly source: string;
+  readonly #connection: ApiConnection;
   readonly #dispatcher: Agent;
   readonly #headers: Record<string, string>;
   readonly #timeoutMs: number;
@@ -110,9 +111,18 @@ export class KubeClient {
   private constructor(connection: ApiConnection, dispatcher: Agent, timeoutMs: number) {
     this.server = connection.server.replace(/\/$/, '');
     this.source = connection.source;
+    this.#connection = connection;
     this.#dispatcher = dispatcher;
     this.#headers = connection.headers;
     this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * The same client (connections shared) whose non-watch calls give up after `timeoutMs`. Close
+   * the original, not this view.
+   */
+  withTimeout(timeoutMs: number): KubeClient {
+    return new KubeClient(this.#connection, this.#dispatcher, timeoutMs);
   }
 
   static async create(options: KubeClientOptions = {}): Promise<KubeClient> {
