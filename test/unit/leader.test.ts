@@ -56,9 +56,11 @@ it('a renewal that hangs gives up within the renew deadline: leadership is lost 
     namespace: 'ns',
     name: 'lease',
     identity: 'me',
-    leaseDurationMs: 3000,
-    renewDeadlineMs: 2000,
-    retryPeriodMs: 300,
+    // The controller's ratios (renew deadline ⅔ of the lease, retry period ⅐); undici checks its
+    // request timeouts on a coarse (~1 s) timer, so the lease leaves room for that.
+    leaseDurationMs: 6000,
+    renewDeadlineMs: 4000,
+    retryPeriodMs: 850,
   });
   let ledAt = 0;
   let lostAt = 0;
@@ -71,7 +73,7 @@ it('a renewal that hangs gives up within the renew deadline: leadership is lost 
   server.close();
   await client.close();
   assert.ok(ledAt > 0, 'it led');
-  // Lost by the renew deadline (+ one retry period), well before the 3 s lease ran out — not
-  // after the 30 s request timeout.
-  assert.ok(lostAt - ledAt < 3000, `leadership lost ${lostAt - ledAt} ms after it was taken`);
+  // Lost about the renew deadline, before the 6 s lease ran out — not after the 30 s request
+  // timeout.
+  assert.ok(lostAt - ledAt < 6000, `leadership lost ${lostAt - ledAt} ms after it was taken`);
 });
