@@ -496,10 +496,9 @@ export class TransferRunner {
       }
       const transport = this.#transport(transfer);
       const token = this.#token();
+      // Failed or deleted while this seed waited for the lock: `rankAbort` is aborted by then and
+      // the transport refuses it before listening.
       unlock = await this.#engineLock.lock();
-      // Failed or deleted while this seed waited for the lock (another transfer held it): listening
-      // now would hold the ports for receivers that will never come.
-      if (rankAbort.signal.aborted) throw asTransferError(rankAbort.signal.reason);
       const sessions = await Promise.all(
         engine.ranks.map((rank) => {
           const port = transfer.spec.ports.find((p) => p.rank === rank.rank);

@@ -10,6 +10,7 @@ import {
   Labels,
   Plurals,
   parseWeightsVerified,
+  recordNames,
   VERSION,
   WEIGHTS_READY,
 } from '../api/v1alpha1/names.ts';
@@ -36,8 +37,8 @@ export interface ObserverOptions {
 export class ScaleOutObserver {
   readonly pods = new Map<string, PodObservation>();
   transfers: WeightTransfer[] = [];
-  /** Every transfer any round saw: its source type and the uids it named as receivers. */
-  readonly #everSeen = new Map<string, { source: 'Seed' | 'Storage'; receivers: Set<string> }>();
+  /** Every transfer any round saw, by name (the last version seen). */
+  readonly #everSeen = new Map<string, WeightTransfer>();
   readonly #options: ObserverOptions;
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> = Promise.resolve();
@@ -88,12 +89,7 @@ export class ScaleOutObserver {
       namespace,
     });
     this.transfers = transfers.items.filter((t) => t.spec.weightSource === weightSource);
-    for (const t of this.transfers) {
-      this.#everSeen.set(t.metadata.name, {
-        source: t.spec.source.type,
-        receivers: new Set(t.spec.receivers.map((r) => r.uid)),
-      });
-    }
+    for (const t of this.transfers) this.#everSeen.set(t.metadata.name, t);
     const seen = new Set<string>();
     for (const pod of pods.items) {
       const uid = pod.metadata.uid ?? '';
@@ -122,8 +118,7 @@ export class ScaleOutObserver {
         const verified =
           (record !== undefined &&
             recordedIn !== undefined &&
-            recordedIn.source === record.source &&
-            recordedIn.receivers.has(uid)) ||
+            recordNames(record, { name: recordedIn.metadata.name, spec: recordedIn.spec }, uid)) ||
           this.transfers.some((t) =>
             t.status?.receivers?.some(
               (r) =>

@@ -70,7 +70,7 @@ export class LeaderElector {
    */
   async run(signal: AbortSignal, lead: (signal: AbortSignal) => Promise<void>): Promise<void> {
     const { retryPeriodMs, renewDeadlineMs, clock, logger } = this.#options;
-    while (!signal.aborted && !(await this.#tryAcquireOrRenew(this.#options.clock.now() + renewDeadlineMs))) {
+    while (!signal.aborted && !(await this.#tryAcquireOrRenew(clock.now() + renewDeadlineMs))) {
       await sleep(retryPeriodMs, undefined, { signal }).catch(() => undefined);
     }
     if (signal.aborted) return;

@@ -23,7 +23,7 @@ import {
 } from '../../src/demo/scenario.ts';
 import { KubeApiError, type KubeClient, Resources } from '../../src/shared/kube.ts';
 import { createLogger } from '../../src/shared/log.ts';
-import { installCrds, type TestCluster, useCluster } from '../support/cluster.ts';
+import { installCrds, type TestCluster, useCluster, waitFor } from '../support/cluster.ts';
 import {
   bridgeFuzzCases,
   bridgeProbe,
@@ -656,17 +656,14 @@ async function loadScene(s: Scene, prefix: string, sources: number, replicas: nu
 }
 
 async function waitForPodsGone(s: Scene, sources: readonly string[]): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const pods = await s.kube.list({ ...Resources.pods, namespace: s.namespace });
-    const left = pods.items.filter((p) => sources.includes(p.metadata.labels?.[Labels.weightSource] ?? ''));
-    if (left.length === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(
-        `pods of ${sources.join(', ')} still there after 120 s: ${left.map((p) => p.metadata.name).join(', ')}`,
-      );
-    await sleep(500);
-  }
+  await waitFor(
+    `pods of ${sources.join(', ')} gone`,
+    async () => {
+      const pods = await s.kube.list({ ...Resources.pods, namespace: s.namespace });
+      return pods.items.every((p) => !sources.includes(p.metadata.labels?.[Labels.weightSource] ?? ''));
+    },
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
 }
 
 test('scale-outs survive kills, restarts, deletions, a small port range and a deadline', async (t) => {

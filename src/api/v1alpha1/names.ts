@@ -58,6 +58,19 @@ export function parseWeightsVerified(
   return { source: match[1] === 'seed' ? 'Seed' : 'Storage', transfer: match[2] as string };
 }
 
+/** Whether a weights-verified `record` is about `transfer`, one that named pod `uid` a receiver. */
+export function recordNames(
+  record: { source: 'Seed' | 'Storage'; transfer: string },
+  transfer: { name: string; spec: { source: { type: string }; receivers: ReadonlyArray<{ uid: string }> } },
+  uid: string,
+): boolean {
+  return (
+    transfer.name === record.transfer &&
+    transfer.spec.source.type === record.source &&
+    transfer.spec.receivers.some((r) => r.uid === uid)
+  );
+}
+
 /** The pod readiness gate and condition type that the controller owns. */
 export const WEIGHTS_READY = `${GROUP}/weights-ready`;
 

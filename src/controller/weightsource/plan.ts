@@ -7,6 +7,7 @@ import {
   EventReasons,
   Labels,
   Reasons,
+  recordNames,
   TERMINAL_PHASES,
   type TransferPhase,
   WEIGHTS_READY,
@@ -435,12 +436,7 @@ export function planSource(input: SourcePlanInput): SourcePlan {
     const record = pod.verifiedBy;
     const recorded =
       record === undefined ? undefined : input.transfers.find((t) => t.name === record.transfer);
-    if (
-      record !== undefined &&
-      (recorded === undefined ||
-        (recorded.spec.source.type === record.source &&
-          recorded.spec.receivers.some((r) => r.uid === pod.uid)))
-    ) {
+    if (record !== undefined && (recorded === undefined || recordNames(record, recorded, pod.uid))) {
       const seedPod = recorded?.spec.source.seed?.pod;
       const from =
         record.source === 'Storage' ? 'storage' : seedPod === undefined ? 'a seed' : `seed ${seedPod}`;
