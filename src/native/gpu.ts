@@ -174,14 +174,37 @@ export class Gpu {
       ...(options.minCTAs !== undefined ? { minCTAs: options.minCTAs } : {}),
       ...(options.maxCTAs !== undefined ? { maxCTAs: options.maxCTAs } : {}),
     };
+    const started = performance.now();
     const raw = await withWatchdog(options.timeoutMs, 'ncclCommInitRankConfig', () =>
       native(() =>
         this.binding.ncclInit(id, options.rank, options.nranks, options.device, options.timeoutMs, ctas),
       ),
     );
-    return new NcclCommunicator(raw);
+    const comm = new NcclCommunicator(raw);
+    comm.initMs = performance.now() - started;
+    if (options.connect ?? true) await this.#connect(comm, options.timeoutMs - comm.initMs);
+    return comm;
+  }
+
+  /** The first collective, small, so NCCL connects the ring now (see CommunicatorOptions.connect). */
+  async #connect(comm: NcclCommunicator, timeoutMs: number): Promise<void> {
+    const started = performance.now();
+    const scratch = await this.allocDevice(comm.device, CONNECT_BYTES);
+    try {
+      await comm.broadcast([scratch], { root: 0, timeoutMs: Math.max(1, Math.floor(timeoutMs)) });
+    } catch (err) {
+      // The broadcast aborted the communicator on a timeout; close whatever is left.
+      await comm.close({ timeoutMs: 1000 }).catch(() => {});
+      throw err;
+    } finally {
+      await scratch.free();
+    }
+    comm.connectMs = performance.now() - started;
   }
 }
+
+/** The connect broadcast's size: big enough to be a real collective, small enough to be free. */
+const CONNECT_BYTES = 4096;
 
 function noCuda(cuda: CudaStatus | undefined): SeedcastError {
   const tried = cuda?.attempts.map((a) => `${a.path}${a.error ? ` (${a.error})` : ''}`).join('; ');

@@ -17,6 +17,9 @@ export type BroadcastEntry = DeviceBuffer | DeviceRange<DeviceBuffer>;
 
 export class NcclCommunicator {
   readonly raw: NativeCommunicator;
+  /** ncclCommInitRankConfig's wall time, and the connect broadcast's (0: not connected ahead). */
+  initMs = 0;
+  connectMs = 0;
 
   constructor(raw: NativeCommunicator) {
     this.raw = raw;

@@ -81,6 +81,13 @@ export interface CommunicatorOptions {
   /** ncclConfig_t.minCTAs / maxCTAs: fewer CTAs, fewer channels, less memory. */
   minCTAs?: number;
   maxCTAs?: number;
+  /**
+   * Connect the ring before returning (default true): NCCL connects its channels lazily, in the
+   * first collective (NCCL_RUNTIME_CONNECT), which then costs ~100–150 ms on H200s — 40× a 1 GiB
+   * broadcast. With `connect`, init ends with a 4 KiB broadcast from rank 0 that pays it, inside
+   * the same deadline, so every later broadcast runs at the link's speed.
+   */
+  connect?: boolean;
 }
 
 export type CommunicatorPhase = 'initializing' | 'ready' | 'aborted' | 'closed' | 'failed';

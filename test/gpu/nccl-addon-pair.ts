@@ -55,10 +55,20 @@ if (rank === 0) {
   writeFileSync(idFile, JSON.stringify({ uniqueId }));
 } else uniqueId = await waitId(60_000);
 const t0 = performance.now();
-const comm = await gpu.initCommunicator({ uniqueId, rank, nranks: 2, device, timeoutMs: 60_000 });
+// PAIR_CONNECT=0: NCCL connects its ring lazily, in the first broadcast (the warm-up calls show it).
+const connect = process.env.PAIR_CONNECT !== '0';
+const comm = await gpu.initCommunicator({ uniqueId, rank, nranks: 2, device, timeoutMs: 60_000, connect });
 out.initMs = performance.now() - t0;
+out.connect = connect;
+out.connectMs = comm.connectMs;
 const call = () => comm.broadcast([buffer], { root: 0, timeoutMs: 60_000 });
-for (let i = 0; i < 3; i++) await call(); // warm-up
+const warmup: { wallMs: number; gpuMs: number }[] = [];
+for (let i = 0; i < 3; i++) {
+  const a = performance.now();
+  const r = await call();
+  warmup.push({ wallMs: performance.now() - a, gpuMs: r.gpuMs });
+}
+out.warmup = warmup;
 const wall: number[] = [];
 const gpuMs: number[] = [];
 for (let i = 0; i < REPS; i++) {
@@ -93,7 +103,15 @@ out.closeAborted = closed.aborted;
 await buffer.free();
 writeFileSync(join(dir, `${role}.json`), `${JSON.stringify(out, null, 2)}\n`);
 console.log(
-  JSON.stringify({ role, sequential: out.sequential, burst: out.burst }, (k, v) =>
-    k === 'wall' || k === 'gpuMs' ? undefined : v,
+  JSON.stringify(
+    {
+      role,
+      initMs: out.initMs,
+      connectMs: out.connectMs,
+      warmup: out.warmup,
+      sequential: out.sequential,
+      burst: out.burst,
+    },
+    (k, v) => (k === 'wall' || (k === 'gpuMs' && Array.isArray(v)) ? undefined : v),
   ),
 );

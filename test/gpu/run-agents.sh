@@ -9,7 +9,7 @@
 # Prepare: npm run build:native; .carry/node.xz as in docs/native.md; and the agent's dependencies:
 #   tar cf .carry/agent-nm.tar node_modules/{zod,pino,@pinojs/redact,atomic-sleep,on-exit-leak-free,\
 #     pino-abstract-transport,pino-std-serializers,process-warning,quick-format-unescaped,real-require,\
-#     safe-stable-stringify,sonic-boom,split2,thread-stream}
+#     safe-stable-stringify,sonic-boom,split2,thread-stream,undici,yaml}
 # 1. issue 7: tcp over cuda, seed + receiver + mismatched receiver on one GPU (llama on GPU 0 and
 #    qwen-moe on GPU 1 at the same time, each pair on its own GPU);
 # 2. issue 11: nccl GPU 0 → GPU 1 with a ~10 GB, 3891-tensor model: a receiver killed
@@ -31,7 +31,7 @@ if [ ! -x "$NODE" ]; then
   chmod +x "$NODE"
 fi
 # The agent's npm dependencies (pino, zod and theirs), packed here: see the carry line above.
-[ -d node_modules/pino ] || tar xf .carry/agent-nm.tar
+[ -d node_modules/yaml ] || tar xf .carry/agent-nm.tar
 echo "node $($NODE --version) $(date -u +%FT%TZ)"
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv | tee "$OUT/nvidia-smi.csv"
 nvidia-smi topo -m 2>&1 | head -5
@@ -54,11 +54,10 @@ if [ "${PART:-all}" = pair ]; then
     echo "receiver rc=$?"; wait $S; echo "seed rc=$?"
     tail -c 600 "$B/seed.log"; echo; tail -c 600 "$B/receiver.log"; echo
   }
-  pair both-visible 0,1 0 0,1 1
-  pair one-each 0 0 1 0
-  pair agents-order 0,1 0 1,0 0
-  pair agents-order-debug 0,1 0 1,0 0 NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,TUNING
-  grep -hE "via P2P|coll channels|NCCL_" "$OUT/pair-agents-order-debug/seed.log" | cut -c1-160 | sort | uniq -c | head -12
+  # Run 7 found the gap: NCCL connects lazily, in the first broadcast (~100+ ms). Without the
+  # connect broadcast (PAIR_CONNECT=0) the first warm-up call pays it; with it, init does.
+  pair lazy 0,1 0 1,0 0 PAIR_CONNECT=0
+  pair connected 0,1 0 1,0 0 PAIR_CONNECT=1
   echo "=== torch.distributed references"
   timeout 75 python3 test/gpu/nccl_baseline.py "$OUT/nccl-baseline.json" >"$OUT/baseline.log" 2>&1
   echo "baseline rc=$?"; tail -c 1200 "$OUT/baseline.log"
@@ -76,9 +75,16 @@ if [ "${PART:-all}" = nccl ]; then
   CUDA_VISIBLE_DEVICES=1,0 timeout 90 "$NODE" test/gpu/nccl-agent-bench.ts receiver "$B" >"$B/receiver.log" 2>&1
   echo "receiver rc=$?"; wait $S; echo "seed rc=$?"
   cut -c1-700 "$B/seed.log" | tail -n 12; tail -c 1500 "$B/receiver.log"
-  echo "=== issue 11 end to end (engines, wire ring), all GPUs visible"
-  timeout 150 python3 test/gpu/node_agents.py issue11 --all-visible --node "$NODE" --out "$OUT" --step-ms 20000 --steps 8 >"$OUT/i11v.log" 2>&1
-  echo "rc=$?"; tail -c 4000 "$OUT/i11v.log"
+  echo "=== the engine shim's copier: batched vs per segment (3893 tensors, 10 GiB, 256 MiB buckets)"
+  CUDA_VISIBLE_DEVICES=0 timeout 120 python3 test/gpu/copier_check.py "$OUT/copier.json" >"$OUT/copier.log" 2>&1
+  echo "copier rc=$?"; tail -c 1500 "$OUT/copier.log"
+  # I11_BUCKETS: bucket sizes to run issue 11 end to end with (each in its own $OUT/i11-<size>).
+  for size in ${I11_BUCKETS:-256Mi}; do
+    echo "=== issue 11 end to end (engines, wire ring), all GPUs visible, bucket $size"
+    mkdir -p "$OUT/i11-$size"
+    timeout 150 python3 test/gpu/node_agents.py issue11 --all-visible --bucket "$size" --node "$NODE" --out "$OUT/i11-$size" --step-ms 20000 --steps 8 >"$OUT/i11-$size/i11v.log" 2>&1
+    echo "rc=$?"; tail -c 4000 "$OUT/i11-$size/i11v.log"
+  done
   echo "=== torch.distributed references"
   timeout 75 python3 test/gpu/nccl_baseline.py "$OUT/nccl-baseline.json" >"$OUT/baseline.log" 2>&1
   echo "baseline rc=$?"; tail -c 1200 "$OUT/baseline.log"

@@ -177,6 +177,11 @@ describe('native addon without a GPU', { skip }, () => {
        try { await gpu.initCommunicator({ uniqueId: id, rank: 0, nranks: 2, device: 0, timeoutMs: 300 }); }
        catch (e) { out.timeout = { code: e.code, ms: Date.now() - t0, message: e.message }; }
        const comm = await gpu.initCommunicator({ uniqueId: id, rank: 0, nranks: 1, device: 0, timeoutMs: 2000 });
+       // NCCL connects its ring in the first collective: init pays for it with a small broadcast.
+       out.connected = { initMs: comm.initMs, connectMs: comm.connectMs };
+       const lazy = await gpu.initCommunicator({ uniqueId: id, rank: 0, nranks: 1, device: 0, timeoutMs: 2000, connect: false });
+       out.lazyConnectMs = lazy.connectMs;
+       await lazy.close({ timeoutMs: 1000 });
        const buf = await gpu.allocDevice(0, 4096);
        out.broadcast = await comm.broadcast([buf, { buffer: buf, offset: 1024, bytes: 1024 }], { root: 0, timeoutMs: 2000 });
        out.closed = await comm.close({ timeoutMs: 1000 });
@@ -195,6 +200,9 @@ describe('native addon without a GPU', { skip }, () => {
     assert.equal(timeout.code, 'SEEDCAST_ERR_NCCL_TIMEOUT');
     assert.ok(timeout.ms >= 290 && timeout.ms < 5000, `aborted after ${timeout.ms} ms`);
     assert.match(timeout.message, /aborted/);
+    const connected = out.connected as { initMs: number; connectMs: number };
+    assert.ok(connected.initMs > 0 && connected.connectMs > 0, JSON.stringify(connected));
+    assert.equal(out.lazyConnectMs, 0);
     assert.deepEqual(out.broadcast, { bytes: 5120, gpuMs: (out.broadcast as { gpuMs: number }).gpuMs });
     assert.deepEqual(out.closed, { aborted: false });
     assert.equal(out.phase, 'closed');

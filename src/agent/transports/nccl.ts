@@ -80,6 +80,8 @@ export interface Communicator {
   ): Promise<{ bytes: number; gpuMs: number }>;
   abort(): Promise<void>;
   close(options: { timeoutMs: number }): Promise<{ aborted: boolean }>;
+  /** Of initMs: the connect broadcast that makes NCCL set up its ring before the first bucket. */
+  readonly connectMs?: number;
 }
 
 export interface NcclApi {
@@ -100,7 +102,9 @@ export interface NcclRankStats {
   nranks: number;
   bytes: number;
   buckets: number;
+  /** Communicator init, the ring's connection included (connectMs of it). */
   initMs: number;
+  connectMs: number;
   /** Wall time of every broadcast call, summed, and the GPU time NCCL reported. */
   broadcastMs: number;
   broadcastGpuMs: number;
@@ -298,6 +302,7 @@ export class NcclTransport implements Transport {
         bytes: ctx.engine.totalBytes,
         buckets: ctx.engine.buckets,
         initMs: 0,
+        connectMs: 0,
         broadcastMs: 0,
         broadcastGpuMs: 0,
         broadcastSpanMs: 0,
@@ -358,6 +363,7 @@ export class NcclTransport implements Transport {
         );
         comm = await Promise.race([initing, aborted]);
         stats.initMs = performance.now() - tInit;
+        stats.connectMs = comm.connectMs ?? 0;
         ring = await ringing;
         stats.wireBuffers = ring.length;
         if (!live.some((p) => p.alive))
@@ -705,6 +711,7 @@ export class NcclTransport implements Transport {
       bytes: engine.totalBytes,
       buckets: engine.buckets,
       initMs: 0,
+      connectMs: 0,
       broadcastMs: 0,
       broadcastGpuMs: 0,
       broadcastSpanMs: 0,
@@ -924,6 +931,7 @@ export class NcclTransport implements Transport {
       const c = await Promise.race([initing, failedPromise]);
       comm = c;
       stats.initMs = performance.now() - tInit;
+      stats.connectMs = c.connectMs ?? 0;
       ring = await ringing;
       stats.wireBuffers = ring.length;
       if (ring.length > 0) {

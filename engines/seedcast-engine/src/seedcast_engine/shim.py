@@ -133,8 +133,14 @@ class Shim:
         self._open_slots(welcome["slots"])
         self.plan = plan
         self.welcome = welcome
+        prepare = getattr(self.copier, "prepare", None)
+        if prepare is not None:  # TorchCopier: cut the bucket views before any transfer
+            prepare(plan, list(self.slots.values()))
 
     def _open_slots(self, descs: Sequence[Mapping[str, Any]]) -> None:
+        forget = getattr(self.copier, "forget_slots", None)
+        if forget is not None:  # views cut against earlier slots must not outlive them
+            forget()
         for desc in descs:
             self.slots[desc["slot"]] = open_slot(dict(desc))
 
@@ -251,6 +257,9 @@ class Shim:
             except Exception as exc:  # pragma: no cover - best effort at teardown
                 log.warning("closing slot %s: %s", slot.slot, exc)
         self.slots.clear()
+        forget = getattr(self.copier, "forget_slots", None)
+        if forget is not None:
+            forget()
         self.conn = conn  # keep close_reason readable
 
     def __enter__(self) -> "Shim":
