@@ -277,6 +277,7 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       tensorParallel: 1,
       bytesPerRank: size,
     };
+    const nullEngineOf = new Map<string, NullEngine>();
     const pod = async (name: string, state: 'loaded' | 'empty'): Promise<Pod> => {
       const p = await h.pod({
         name,
@@ -288,9 +289,38 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       });
       if (engineKind === 'null') {
         await waitFor(() => existsSync(p.socket), 30_000, `${name}'s bridge socket`);
-        nullEngines.push(new NullEngine(p.socket, model, state === 'loaded'));
+        const engine = new NullEngine(p.socket, model, state === 'loaded');
+        nullEngines.push(engine);
+        nullEngineOf.set(name, engine);
       }
       return p;
+    };
+    /**
+     * A receiver's engine starts over with empty weights: an agent never receives into an engine
+     * that holds verified weights (runner.ts), so every round after the first needs fresh ones.
+     */
+    const emptyEngine = async (p: Pod): Promise<void> => {
+      if (engineKind === 'null') nullEngineOf.get(p.name)?.close();
+      else if (p.engine !== undefined && p.engine.exitCode === null && p.engine.signalCode === null) {
+        const exited = new Promise((resolve) => p.engine?.once('exit', resolve));
+        p.engine.kill('SIGTERM');
+        await exited;
+      }
+      await waitFor(
+        async () => (await h.health(p)).engineRanks === 0 || undefined,
+        30_000,
+        `${p.name}'s engine to go`,
+      );
+      if (engineKind === 'null') {
+        const engine = new NullEngine(p.socket, model, false);
+        nullEngines.push(engine);
+        nullEngineOf.set(p.name, engine);
+      } else p.engine = h.engine(p, { name: p.name, tp: 1, size: String(size), state: 'empty' });
+      await waitFor(
+        async () => (await h.health(p)).engineRanks === 1 || undefined,
+        300_000,
+        `${p.name}'s new engine`,
+      );
     };
     const seed = await pod('seed', 'loaded');
     const receivers = await Promise.all(
@@ -308,10 +338,12 @@ async function run(options: BenchOptions): Promise<Figure[]> {
 
     const peak = new Map<string, number>();
     const peakOwn = new Map<string, number>();
-    const processes = [seed, ...receivers].flatMap((p) => [
-      { name: `${p.name}-agent`, pid: p.agent.pid },
-      ...(p.engine === undefined ? [] : [{ name: `${p.name}-engine`, pid: p.engine.pid }]),
-    ]);
+    const processesNow = () =>
+      [seed, ...receivers].flatMap((p) => [
+        { name: `${p.name}-agent`, pid: p.agent.pid },
+        ...(p.engine === undefined ? [] : [{ name: `${p.name}-engine`, pid: p.engine.pid }]),
+      ]);
+    let processes = processesNow();
     const perRound: Array<{
       baseline: number;
       baselineCpu: number;
@@ -322,6 +354,10 @@ async function run(options: BenchOptions): Promise<Figure[]> {
     }> = [];
     const loadBefore = loadavg()[0] as number;
     for (let round = 0; round < rounds; round++) {
+      if (round > 0) {
+        await Promise.all(receivers.map(emptyEngine));
+        processes = processesNow();
+      }
       // The baseline first, with the engines idle, then the agent path, back to back.
       const baseline = await socketCopy(total);
       const name = `bench-${round}`;

@@ -64,6 +64,51 @@ if [ "${PART:-all}" = pair ]; then
   echo "done $(date -u +%FT%TZ)"
   exit 0
 fi
+if [ "${PART:-all}" = transport ]; then
+  # issue 5 on a many-core host (docs/notes.md, Next 2): the tcp transport bench, 2 GiB per rank,
+  # agents alone (null engine) and with the CPU fixture engines, plain socket copy baseline.
+  for e in ${TRANSPORT_ENGINES:-null fixture}; do
+    echo "=== transport, engine $e"
+    timeout 240 "$NODE" bench/run.ts transport --size 2GiB --engine "$e" --rounds 3 --json "$OUT/transport-2g-$e.json" 2>&1 | tail -n 14
+  done
+  echo "done $(date -u +%FT%TZ)"
+  exit 0
+fi
+if [ "${PART:-all}" = contend ]; then
+  # issue 11, the end-to-end gap: the engine's copy kernels and the agent's NCCL kernels live in
+  # two processes (two CUDA contexts) on one GPU, which the GPU time-slices unless MPS runs.
+  # (1) the shim's copier alone; (2) the same while the addon's pair broadcasts on GPU 0 -> 1;
+  # (3) both again under MPS when the machine has it.
+  contend() {
+    local tag=$1
+    CUDA_VISIBLE_DEVICES=0 timeout 120 python3 test/gpu/copier_check.py "$OUT/copier-$tag-alone.json" >"$OUT/copier-$tag-alone.log" 2>&1
+    echo "copier alone ($tag) rc=$?"; python3 -c "import json;d=json.load(open('$OUT/copier-$tag-alone.json'));print(d['batched_prepared'])"
+    local B="$OUT/pair-$tag"; mkdir -p "$B"; rm -f "$B/id.json"
+    CUDA_VISIBLE_DEVICES=0,1 timeout 120 "$NODE" test/gpu/nccl-addon-pair.ts seed "$B" 0 1073741824 2500 >"$B/seed.log" 2>&1 &
+    local S=$!
+    CUDA_VISIBLE_DEVICES=1,0 timeout 120 "$NODE" test/gpu/nccl-addon-pair.ts receiver "$B" 0 1073741824 2500 >"$B/receiver.log" 2>&1 &
+    local R=$!
+    sleep 4
+    CUDA_VISIBLE_DEVICES=0 timeout 120 python3 test/gpu/copier_check.py "$OUT/copier-$tag-contended.json" >"$OUT/copier-$tag-contended.log" 2>&1
+    echo "copier beside the broadcasts ($tag) rc=$?"; python3 -c "import json;d=json.load(open('$OUT/copier-$tag-contended.json'));print(d['batched_prepared'])"
+    kill $S $R 2>/dev/null; wait $S $R 2>/dev/null
+  }
+  contend nomps
+  if command -v nvidia-cuda-mps-control >/dev/null; then
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+    mkdir -p $CUDA_MPS_PIPE_DIRECTORY $CUDA_MPS_LOG_DIRECTORY
+    if nvidia-cuda-mps-control -d; then
+      sleep 1; echo "MPS started"
+      contend mps
+      mkdir -p "$OUT/i11-mps"
+      timeout 150 python3 test/gpu/node_agents.py issue11 --all-visible --bucket 256Mi --node "$NODE" --out "$OUT/i11-mps" --step-ms 20000 --steps 8 >"$OUT/i11-mps/i11v.log" 2>&1
+      echo "issue 11 under MPS rc=$?"; tail -c 600 "$OUT/i11-mps/i11v.log"
+      echo quit | nvidia-cuda-mps-control
+    else echo "MPS did not start"; fi
+  else echo "no nvidia-cuda-mps-control here"; fi
+  echo "done $(date -u +%FT%TZ)"
+  exit 0
+fi
 if [ "${PART:-all}" = nccl ]; then
   # issue 11's bandwidth only: (a) the agent-only microbenchmark (NcclTransport between two Node
   # processes, pre-filled slots, no engine), (b) issue 11 end to end with the wire ring, (c) the
