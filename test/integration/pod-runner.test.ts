@@ -1,0 +1,94 @@
+// The dev cluster's pod runner (the stand-in for the kubelet's container runtime) against the real
+// control plane: a pod deleted while the runner is still starting it leaves no process behind.
+// (CI, 2026-11-30: an agent spawned after its pod was stopped outlived the fault suite, whose
+// process then never exited.)
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { PodRunner } from '../../src/devcluster/pod-runner.ts';
+import { Resources } from '../../src/shared/kube.ts';
+import { silentLogger } from '../../src/shared/log.ts';
+import { applyObjects, useCluster, waitFor } from '../support/cluster.ts';
+
+const cluster = useCluster({ nodes: 1, gpusPerNode: 8 });
+
+/** Pids of live processes whose command line holds `marker`. */
+async function processesWith(marker: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(marker)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+test('a pod deleted while the pod runner is starting it leaves no process behind', async (t) => {
+  const namespace = await cluster.namespace(t, 'runner');
+  const dir = await mkdtemp(join(tmpdir(), 'sc-pr-'));
+  const marker = `seedcast-pod-runner-test-${process.pid}-${Date.now()}`;
+  let release = (): void => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let starting = false;
+  const runner = new PodRunner({
+    kube: cluster.client,
+    workDir: dir,
+    namespace,
+    // The start waits here, between the pod's volumes and its containers' spawn.
+    kubeconfig: async () => {
+      starting = true;
+      await gate;
+      return join(dir, 'kubeconfig');
+    },
+    images: () => ({ command: process.execPath, args: ['-e', 'setTimeout(() => {}, 120000)', marker] }),
+    log: silentLogger(),
+  });
+  runner.start();
+  t.after(async () => {
+    release();
+    await runner.stop();
+    for (const pid of await processesWith(marker)) process.kill(pid, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  await applyObjects(
+    cluster.client,
+    [
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'p' },
+        spec: { containers: [{ name: 'c', image: 'x' }] },
+      },
+    ],
+    { namespace },
+  );
+  await waitFor('the runner starting the pod', async () => starting, { timeoutMs: 60_000 });
+  await cluster.client.delete({ ...Resources.pods, namespace, name: 'p' });
+  await waitFor('the runner stopping the pod', async () => !runner.running.includes(`${namespace}/p`));
+  release();
+  // The start resumes after its pod was stopped: it must spawn nothing.
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(await processesWith(marker), [], 'no container process outlives its stopped pod');
+  // The runner still runs pods: a new one starts its container, and stopping it leaves nothing.
+  starting = false;
+  await applyObjects(
+    cluster.client,
+    [
+      {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'q' },
+        spec: { containers: [{ name: 'c', image: 'x' }] },
+      },
+    ],
+    { namespace },
+  );
+  await waitFor('a container of the second pod', async () => (await processesWith(marker)).length === 1);
+  await runner.stop();
+  assert.deepEqual(await processesWith(marker), [], 'stop() leaves no process');
+});
