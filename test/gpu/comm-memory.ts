@@ -9,7 +9,10 @@ const buffers = await Promise.all(devices.map((d) => gpu.allocDevice(d, 64 << 20
 const before = await Promise.all(devices.map((d) => gpu.memInfo(d)));
 const id = await gpu.ncclUniqueId();
 const comms = await Promise.all(
-  devices.map((d) => gpu.initCommunicator({ uniqueId: id, rank: d, nranks, device: d, timeoutMs: 60_000 })),
+  devices.map((d) =>
+    // connect: false, to see init and the ring's connection apart (initMiB / totalMiB).
+    gpu.initCommunicator({ uniqueId: id, rank: d, nranks, device: d, timeoutMs: 60_000, connect: false }),
+  ),
 );
 const afterInit = await Promise.all(devices.map((d) => gpu.memInfo(d)));
 // NCCL connects lazily (NCCL_RUNTIME_CONNECT): the first collective allocates the channel buffers.

@@ -475,7 +475,7 @@ export class TcpTransport implements Transport {
 
   async receive(ctx: ReceiverRankContext): Promise<void> {
     const { engine } = ctx;
-    const { streams: streamCount, pool, sum } = this.#options;
+    const { streams: streamCount, pool, sum, sumAsync } = this.#options;
     // In place: with mapped slots, chunk payloads are read straight into the slot (validated at
     // their header, before a byte lands) and checksummed there; no chunk buffers, no slot writes.
     const views = Array.from({ length: SLOTS_PER_RANK }, (_, i) =>
@@ -484,6 +484,11 @@ export class TcpTransport implements Transport {
     const direct =
       sum !== undefined &&
       views.slice(0, Math.min(SLOTS_PER_RANK, engine.buckets)).every((v) => v !== undefined);
+    // In place with sumAsync, a chunk that landed is checksummed on a pool thread: the main
+    // thread, which reads every socket, was the receiver's busiest (issue 5). Pending sums are
+    // awaited before receive() settles: they read the slot's mapping.
+    const offThread = direct && sumAsync !== undefined;
+    const sums = new Set<Promise<void>>();
     const [host, portText] = splitAddress(ctx.address);
     if (ctx.signal.aborted) throw asTransferError(ctx.signal.reason);
     const abort = new AbortController();
@@ -864,7 +869,25 @@ export class TcpTransport implements Transport {
               }
               // Checksum what just arrived while the kernel's copy left it in this core's cache:
               // every SUM_STEP bytes (whole 16-byte vectors), and the rest at the chunk's end.
+              // (Off this thread instead when the chunk is in the slot and sumAsync is there.)
               const complete = filled === frame.length;
+              if (offThread) {
+                if (!complete) return true;
+                phase = 'header';
+                filled = 0;
+                const target = slotTarget as Buffer;
+                const { bucket, offset, length } = frame;
+                slotTarget = undefined;
+                const summing = (sumAsync as NonNullable<typeof sumAsync>)(target).then(
+                  (p) => {
+                    onDirectChunk(bucket, offset, length, p);
+                  },
+                  (err) => fail(err),
+                );
+                sums.add(summing);
+                summing.finally(() => sums.delete(summing));
+                return failed === undefined;
+              }
               if (complete || filled - summed >= SUM_STEP) {
                 const end = complete ? filled : filled - (filled % 16);
                 const p = direct
@@ -982,6 +1005,9 @@ export class TcpTransport implements Transport {
       clearInterval(watchdog);
       unlink();
       for (const socket of sockets) if (!socket.destroyed) socket.destroySoon();
+      // Checksums still running on pool threads read the slot: they finish before the engine
+      // may be told anything (and before its slots could be unmapped).
+      await Promise.allSettled([...sums]);
       // A buffer may still be the target of a pending read until its socket is gone (buffers
       // handed to slot writes go back when those settle).
       closed = true;
