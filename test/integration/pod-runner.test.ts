@@ -47,6 +47,19 @@ test('a pod deleted while the pod runner is starting it leaves no process behind
     images: () => ({ command: process.execPath, args: ['-e', 'setTimeout(() => {}, 120000)', marker] }),
     log: silentLogger(),
   });
+  const createPod = (name: string) =>
+    applyObjects(
+      cluster.client,
+      [
+        {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name },
+          spec: { containers: [{ name: 'c', image: 'x' }] },
+        },
+      ],
+      { namespace },
+    );
   runner.start();
   t.after(async () => {
     release();
@@ -55,18 +68,7 @@ test('a pod deleted while the pod runner is starting it leaves no process behind
     await rm(dir, { recursive: true, force: true });
   });
 
-  await applyObjects(
-    cluster.client,
-    [
-      {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'p' },
-        spec: { containers: [{ name: 'c', image: 'x' }] },
-      },
-    ],
-    { namespace },
-  );
+  await createPod('p');
   await waitFor('the runner starting the pod', async () => starting, { timeoutMs: 60_000 });
   await cluster.client.delete({ ...Resources.pods, namespace, name: 'p' });
   await waitFor('the runner stopping the pod', async () => !runner.running.includes(`${namespace}/p`));
@@ -76,18 +78,7 @@ test('a pod deleted while the pod runner is starting it leaves no process behind
   assert.deepEqual(await processesWith(marker), [], 'no container process outlives its stopped pod');
   // The runner still runs pods: a new one starts its container, and stopping it leaves nothing.
   starting = false;
-  await applyObjects(
-    cluster.client,
-    [
-      {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name: 'q' },
-        spec: { containers: [{ name: 'c', image: 'x' }] },
-      },
-    ],
-    { namespace },
-  );
+  await createPod('q');
   await waitFor('a container of the second pod', async () => (await processesWith(marker)).length === 1);
   await runner.stop();
   assert.deepEqual(await processesWith(marker), [], 'stop() leaves no process');
