@@ -278,6 +278,11 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       bytesPerRank: size,
     };
     const nullEngineOf = new Map<string, NullEngine>();
+    const attachNullEngine = (p: Pod, loaded: boolean): void => {
+      const engine = new NullEngine(p.socket, model, loaded);
+      nullEngines.push(engine);
+      nullEngineOf.set(p.name, engine);
+    };
     const pod = async (name: string, state: 'loaded' | 'empty'): Promise<Pod> => {
       const p = await h.pod({
         name,
@@ -289,9 +294,7 @@ async function run(options: BenchOptions): Promise<Figure[]> {
       });
       if (engineKind === 'null') {
         await waitFor(() => existsSync(p.socket), 30_000, `${name}'s bridge socket`);
-        const engine = new NullEngine(p.socket, model, state === 'loaded');
-        nullEngines.push(engine);
-        nullEngineOf.set(name, engine);
+        attachNullEngine(p, state === 'loaded');
       }
       return p;
     };
@@ -311,11 +314,8 @@ async function run(options: BenchOptions): Promise<Figure[]> {
         30_000,
         `${p.name}'s engine to go`,
       );
-      if (engineKind === 'null') {
-        const engine = new NullEngine(p.socket, model, false);
-        nullEngines.push(engine);
-        nullEngineOf.set(p.name, engine);
-      } else p.engine = h.engine(p, { name: p.name, tp: 1, size: String(size), state: 'empty' });
+      if (engineKind === 'null') attachNullEngine(p, false);
+      else p.engine = h.engine(p, { name: p.name, tp: 1, size: String(size), state: 'empty' });
       await waitFor(
         async () => (await h.health(p)).engineRanks === 1 || undefined,
         300_000,

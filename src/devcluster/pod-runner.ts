@@ -69,8 +69,6 @@ interface RunningPod {
   uid: string;
   dir: string;
   processes: Array<{ container: string; child: ChildProcess }>;
-  /** Set by #stopPod: a start still between its awaits spawns nothing more. */
-  stopped: boolean;
 }
 
 /** The containers the kubelet would keep running: native sidecars and regular containers. */
@@ -212,7 +210,7 @@ export class PodRunner {
     const id = key(pod);
     // Short paths: a Unix socket path (the bridge socket lives in a volume) must fit in 108 bytes.
     const dir = join(workDir, (pod.metadata.uid ?? pod.metadata.name).slice(0, 8));
-    const running: RunningPod = { uid: pod.metadata.uid ?? '', dir, processes: [], stopped: false };
+    const running: RunningPod = { uid: pod.metadata.uid ?? '', dir, processes: [] };
     this.#running.set(id, running);
     const volumeDir = (name: string) => join(dir, 'v', name);
     for (const volume of pod.spec.volumes ?? []) {
@@ -256,10 +254,10 @@ export class PodRunner {
         ...(commandLine.localArgs ?? []),
         ...commandLine.args.map((arg) => localPath(arg, container.volumeMounts, volumeDir)),
       ];
-      // Stopped while this start awaited (a DELETED event, a relist, stop()): its processes were
-      // already terminated and the pod forgotten; a container spawned now would be orphaned — seen
+      // Stopped while this start awaited (a DELETED event, a relist, stop()): #stopPod already
+      // terminated its processes and forgot it; a container spawned now would be orphaned — seen
       // in CI as an agent outliving the fault suite, whose process then never exited.
-      if (running.stopped) return;
+      if (this.#running.get(id) !== running) return;
       const logFile = createWriteStream(join(dir, `${container.name}.log`), { flags: 'a' });
       const child = spawn(commandLine.command, args, {
         env,
@@ -300,7 +298,6 @@ export class PodRunner {
   async #stopPod(id: string): Promise<void> {
     const running = this.#running.get(id);
     if (running === undefined) return;
-    running.stopped = true;
     this.#running.delete(id);
     await Promise.all(running.processes.map(({ child }) => terminate(child)));
     // SEEDCAST_KEEP_POD_DIRS=1: a stopped pod's directory (its containers' logs) stays, for a

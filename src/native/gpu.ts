@@ -189,15 +189,17 @@ export class Gpu {
   /** The first collective, small, so NCCL connects the ring now (see CommunicatorOptions.connect). */
   async #connect(comm: NcclCommunicator, timeoutMs: number): Promise<void> {
     const started = performance.now();
-    const scratch = await this.allocDevice(comm.device, CONNECT_BYTES);
     try {
-      await comm.broadcast([scratch], { root: 0, timeoutMs: Math.max(1, Math.floor(timeoutMs)) });
+      const scratch = await this.allocDevice(comm.device, CONNECT_BYTES);
+      try {
+        await comm.broadcast([scratch], { root: 0, timeoutMs: Math.max(1, Math.floor(timeoutMs)) });
+      } finally {
+        await scratch.free();
+      }
     } catch (err) {
-      // The broadcast aborted the communicator on a timeout; close whatever is left.
+      // No communicator is handed out half-connected (a timed-out broadcast already aborted it).
       await comm.close({ timeoutMs: 1000 }).catch(() => {});
       throw err;
-    } finally {
-      await scratch.free();
     }
     comm.connectMs = performance.now() - started;
   }

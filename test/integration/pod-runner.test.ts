@@ -3,11 +3,12 @@
 // (CI, 2026-11-30: an agent spawned after its pod was stopped outlived the fault suite, whose
 // process then never exited.)
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PodRunner } from '../../src/devcluster/pod-runner.ts';
+import { listProcesses } from '../../src/devcluster/processes.ts';
 import { Resources } from '../../src/shared/kube.ts';
 import { silentLogger } from '../../src/shared/log.ts';
 import { applyObjects, useCluster, waitFor } from '../support/cluster.ts';
@@ -16,13 +17,7 @@ const cluster = useCluster({ nodes: 1, gpusPerNode: 8 });
 
 /** Pids of live processes whose command line holds `marker`. */
 async function processesWith(marker: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(marker)) pids.push(Number(entry));
-  }
-  return pids;
+  return (await listProcesses()).filter((p) => p.cmdline.includes(marker)).map((p) => p.pid);
 }
 
 test('a pod deleted while the pod runner is starting it leaves no process behind', async (t) => {

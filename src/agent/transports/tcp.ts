@@ -487,7 +487,7 @@ export class TcpTransport implements Transport {
     // In place with sumAsync, a chunk that landed is checksummed on a pool thread: the main
     // thread, which reads every socket, was the receiver's busiest (issue 5). Pending sums are
     // awaited before receive() settles: they read the slot's mapping.
-    const offThread = direct && sumAsync !== undefined;
+    const offThread = direct ? sumAsync : undefined;
     const sums = new Set<Promise<void>>();
     const [host, portText] = splitAddress(ctx.address);
     if (ctx.signal.aborted) throw asTransferError(ctx.signal.reason);
@@ -871,14 +871,14 @@ export class TcpTransport implements Transport {
               // every SUM_STEP bytes (whole 16-byte vectors), and the rest at the chunk's end.
               // (Off this thread instead when the chunk is in the slot and sumAsync is there.)
               const complete = filled === frame.length;
-              if (offThread) {
+              if (offThread !== undefined) {
                 if (!complete) return true;
                 phase = 'header';
                 filled = 0;
                 const target = slotTarget as Buffer;
                 const { bucket, offset, length } = frame;
                 slotTarget = undefined;
-                const summing = (sumAsync as NonNullable<typeof sumAsync>)(target).then(
+                const summing = offThread(target).then(
                   (p) => {
                     onDirectChunk(bucket, offset, length, p);
                   },

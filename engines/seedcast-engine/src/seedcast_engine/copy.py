@@ -174,7 +174,7 @@ class TorchCopier:
     def fill(self, plan: BucketPlan, k: int, slot: Any) -> int:
         t0 = time.perf_counter()
         dst = slot.tensor(pin=True)
-        n = 0
+        n = plan.bucket_length(k)  # the bucket's segments cover it exactly
         if self.stream is not None:
             # the copy stream must see every write the compute stream made to the weights
             self.stream.wait_stream(self.torch.cuda.current_stream(self.device))
@@ -182,16 +182,10 @@ class TorchCopier:
             views = self._bucket_views(plan, k, dst)
             if views is not None:
                 views.copy(self.torch, to_slot=True)
-                n = plan.bucket_length(k)
-                segments = views.rest
-            else:
-                segments = plan.segments(k)
-            for s in segments:
+            for s in views.rest if views is not None else plan.segments(k):
                 dst[s.slot_offset : s.slot_offset + s.length].copy_(
                     self._source(s.tensor)[s.tensor_offset : s.tensor_offset + s.length], non_blocking=True
                 )
-                if views is None:
-                    n += s.length
         self._sync()
         self.stats.add("fill", n, time.perf_counter() - t0)
         return n
@@ -220,13 +214,12 @@ class TorchCopier:
     def drain(self, plan: BucketPlan, k: int, slot: Any) -> int:
         t0 = time.perf_counter()
         src = slot.tensor(pin=True)
-        n = 0
+        n = plan.bucket_length(k)  # the bucket's segments cover it exactly
         finished: list[int] = []
         with self._ctx():
             views = self._bucket_views(plan, k, src)
             if views is not None:
                 views.copy(self.torch, to_slot=False)
-                n = plan.bucket_length(k) - sum(s.length for s in views.rest)
             for s in views.rest if views is not None else plan.segments(k):
                 piece = src[s.slot_offset : s.slot_offset + s.length]
                 f = self.flat[s.tensor]
@@ -238,7 +231,6 @@ class TorchCopier:
                     if plan.last_bucket_of(s.tensor) == k:
                         finished.append(s.tensor)
                 f[s.tensor_offset : s.tensor_offset + s.length].copy_(piece, non_blocking=True)
-                n += s.length
             for i in finished:
                 t = self.tensors[i]
                 scratch = self._pending.pop(i)
@@ -250,6 +242,8 @@ class TorchCopier:
     def prepare(self, plan: BucketPlan, slots: Sequence[Any]) -> None:
         """Cut every bucket's views against every slot now (engine start), not in the transfer:
         cutting costs ~15 µs per segment, about what the batched copy saves (issue 11)."""
+        if not self.batched or self.stream is None:
+            return  # no batching off CUDA: nothing to cut, and host slots stay unpinned until used
         for slot in slots:
             tensor = slot.tensor(pin=True)
             for k in range(plan.buckets):
