@@ -312,6 +312,9 @@ def issue7(args, env, out, arch, gpu):
             "weights_equal": sd.get("weights_sha256") == r.get("weights_sha256") and r.get("weights_sha256") is not None,
             "shim_fill": sd.get("copy"),
             "shim_drain": r.get("copy"),
+            "engine_direct": {"seed": sd.get("direct"), "receiver": r.get("direct")},
+            "seed_cast": sd.get("last_cast"),
+            "receiver_cast": r.get("last_cast"),
             "receiver_wait_s": r.get("wait_s"),
             "mismatch_engine": mm,
         })
@@ -380,7 +383,13 @@ def issue11(args, env, out):
                     raise RuntimeError(f"victim ended before the kill: {ve}")
                 return ve.get("bytesDone", 0) > 0
 
-            wait_for(progressed, 120, "victim progress", 0.01)
+            def cast_started():  # direct casts report bytes only once verified: kill mid-cast instead
+                return any(x.get("direct") for x in seed.log_lines("rendezvous complete, forming the communicator"))
+
+            wait_for(lambda: progressed() or cast_started(), 120, "victim progress", 0.01)
+            if cast_started():
+                time.sleep(2.0)  # the victim's engine stalls 0.25 s per bucket from bucket 2 on
+            res["kill_direct"] = cast_started()
             tk = time.time()
             victim.kill()
             s = wait_seed(cl, "kill", args.step_ms / 1000 + 60)
@@ -430,6 +439,9 @@ def issue11(args, env, out):
             "weights_equal": sd.get("weights_sha256") == r.get("weights_sha256") and r.get("weights_sha256") is not None,
             "shim_fill": sd.get("copy"),
             "shim_drain": r.get("copy"),
+            "engine_direct": {"seed": sd.get("direct"), "receiver": r.get("direct")},
+            "seed_cast": sd.get("last_cast"),
+            "receiver_cast": r.get("last_cast"),
             "seed_generate_s": sd.get("generate_s"),
         })
         res["gpu_MiB_max"] = {p.name: {"agent": mem.max.get(p.agent.pid), "engine": mem.max.get(p.engine.pid) if p.engine else None} for p in pods}

@@ -109,6 +109,35 @@ if [ "${PART:-all}" = contend ]; then
   echo "done $(date -u +%FT%TZ)"
   exit 0
 fi
+if [ "${PART:-all}" = direct ]; then
+  # issue 11 with direct casts (ADR 0002): (a) two engines alone (test/gpu/direct_pair.py: bytes,
+  # GPU checksum vs CPU, cold/warm casts), (b) issue 11 end to end with direct casts (the default)
+  # and (c) with the agents broadcasting (SEEDCAST_NCCL_DIRECT=0), (d) the torch references: all
+  # in one call so the ratios share a baseline. ~6-8 minutes.
+  B="$OUT/pair-direct"; mkdir -p "$B"
+  echo "=== two engines, direct casts, no agent"
+  CUDA_VISIBLE_DEVICES=0,1 timeout 120 python3 test/gpu/direct_pair.py seed "$B" >"$B/seed.log" 2>&1 &
+  S=$!
+  CUDA_VISIBLE_DEVICES=1,0 timeout 120 python3 test/gpu/direct_pair.py receiver "$B" >"$B/receiver.log" 2>&1
+  echo "receiver rc=$?"; wait $S; echo "seed rc=$?"
+  tail -c 1500 "$B/seed.log"; echo; tail -c 1500 "$B/receiver.log"; echo
+  # I11_RUNS: mode:bucket pairs (direct = the engines cast, agents = SEEDCAST_NCCL_DIRECT=0).
+  for run in ${I11_RUNS:-direct:256Mi agents:256Mi}; do
+    mode=${run%%:*}; size=${run#*:}; name=$mode-$size
+    echo "=== issue 11 end to end, $mode, bucket $size"
+    mkdir -p "$OUT/i11-$name"
+    if [ $mode = agents ]; then extra=SEEDCAST_NCCL_DIRECT=0; else extra=SEEDCAST_NCCL_DIRECT=1; fi
+    env $extra timeout 170 python3 test/gpu/node_agents.py issue11 --all-visible --bucket "$size" --node "$NODE" --out "$OUT/i11-$name" --step-ms 20000 --steps 8 >"$OUT/i11-$name/i11v.log" 2>&1
+    echo "rc=$?"; tail -c 3000 "$OUT/i11-$name/i11v.log"
+    mkdir -p "$OUT/i11-$name/logs"; for f in /tmp/sc11-*/*.log; do [ -f "$f" ] && tail -c 40000 "$f" >"$OUT/i11-$name/logs/$(basename "$(dirname "$f")")-$(basename "$f")"; done
+    rm -rf /tmp/sc11-*
+  done
+  echo "=== torch.distributed references"
+  timeout 75 python3 test/gpu/nccl_baseline.py "$OUT/nccl-baseline.json" >"$OUT/baseline.log" 2>&1
+  echo "baseline rc=$?"; tail -c 1200 "$OUT/baseline.log"
+  echo "done $(date -u +%FT%TZ)"
+  exit 0
+fi
 if [ "${PART:-all}" = nccl ]; then
   # issue 11's bandwidth only: (a) the agent-only microbenchmark (NcclTransport between two Node
   # processes, pre-filled slots, no engine), (b) issue 11 end to end with the wire ring, (c) the

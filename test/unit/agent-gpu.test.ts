@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { bucketCount, bucketRange } from '../../src/agent/bridge/buckets.ts';
 import type { EngineRank } from '../../src/agent/bridge/server.ts';
+import { sum32x2 } from '../../src/agent/checksum.ts';
 import { loadConfig } from '../../src/agent/config.ts';
 import { type CudaAllocator, type CudaSlot, CudaStagingMemory } from '../../src/agent/memory/cuda.ts';
 import { CudaStagedTransport } from '../../src/agent/memory/cuda-tcp.ts';
@@ -83,6 +84,87 @@ function fakeEngine(
   };
   return engine as unknown as EngineRank & { received: Buffer; fills: number; drains: number };
 }
+
+/**
+ * Direct casts between fake engines (a test double of what the Python shim's DirectCaster does on
+ * GPUs): the members of one unique id meet, the root's weights are copied into every receiver's
+ * `received`, and each engine answers with the sum32x2 of its own bucket bytes. `abortCast` makes a
+ * waiting cast fail, as the engine's NCCL abort does.
+ */
+class CastFabric {
+  readonly groups = new Map<string, { nranks: number; seed?: Buffer; members: Array<() => void> }>();
+  aborts = 0;
+}
+
+type DirectEngine = ReturnType<typeof fakeEngine> & { casts: number; aborts: number };
+
+function directEngine(
+  fabric: CastFabric,
+  memory: CudaStagingMemory,
+  weights: Buffer,
+  options: { loaded: boolean; corruptBucket?: number; hang?: AbortController },
+): DirectEngine {
+  const engine = fakeEngine(memory, weights, options) as DirectEngine;
+  engine.casts = 0;
+  engine.aborts = 0;
+  let abortWaiting: ((err: Error) => void) | undefined;
+  Object.defineProperty(engine, 'direct', { value: true });
+  Object.assign(engine, {
+    async cast(o: { role: 'send' | 'receive'; uniqueId: string; nranks: number; timeoutMs: number }) {
+      engine.casts++;
+      let g = fabric.groups.get(o.uniqueId);
+      if (g === undefined) {
+        g = { nranks: o.nranks, members: [] };
+        fabric.groups.set(o.uniqueId, g);
+      }
+      const group = g;
+      if (o.role === 'send') group.seed = weights;
+      if (options.hang !== undefined) {
+        options.hang.abort(new Error('receiver killed'));
+        await new Promise(() => {});
+      }
+      const arrived = new Promise<void>((resolve, reject) => {
+        abortWaiting = reject;
+        group.members.push(resolve);
+        setTimeout(() => reject(new Error('cast timeout')), o.timeoutMs).unref();
+      });
+      if (group.members.length === group.nranks) for (const m of group.members) m();
+      await arrived;
+      abortWaiting = undefined;
+      const source = o.role === 'send' ? weights : (group.seed as Buffer).subarray();
+      if (o.role === 'receive') source.copy(engine.received);
+      const mine = o.role === 'send' ? weights : Buffer.from(engine.received);
+      const checksums = Array.from({ length: engine.buckets }, (_, b) => {
+        const r = bucketRange(weights.length, BUCKET, b);
+        const bytes = Buffer.from(mine.subarray(r.start, r.start + r.bytes));
+        if (b === options.corruptBucket) bytes[3] = (bytes[3] as number) ^ 1;
+        return sum32x2(bytes);
+      });
+      return {
+        v: 1,
+        type: 'cast-done',
+        id: 1,
+        bytes: weights.length,
+        checksums,
+        stats: { initMs: 1, connectMs: 0.5, castMs: 2, gpuMs: 1.5, teardownMs: 0.2 },
+      };
+    },
+    async abortCast() {
+      engine.aborts++;
+      fabric.aborts++;
+      abortWaiting?.(Object.assign(new Error('cast interrupted'), { code: 'SEEDCAST_ERR_ABORTED' }));
+    },
+  });
+  return engine;
+}
+
+/** An NcclApi that fails the test if an agent joins a communicator itself (direct casts expected). */
+const noAgentComm: NcclApi = {
+  ncclUniqueId: async () => Buffer.alloc(128, 7).toString('base64'),
+  initCommunicator: async () => {
+    throw new Error('an agent joined the communicator during a direct cast');
+  },
+};
 
 /** From drain `bucket` on, `engine` never answers (a hung or dying process); the signal fires then. */
 function stallOnDrain(engine: EngineRank, bucket: number): AbortController {
@@ -553,6 +635,123 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     assert.equal((seedResult as PromiseRejectedResult).reason.code, 'SEEDCAST_ERR_NCCL_TIMEOUT');
     assert.ok(Date.now() - t0 < 5000);
     assert.equal(seed.fills, 0, 'no bucket was filled before the communicator formed');
+  });
+
+  it('nccl direct: engines that offer it cast between themselves; receivers verify every bucket', async () => {
+    const fabric = new CastFabric();
+    const weights = randomBytes(4 * BUCKET + 77);
+    const seed = directEngine(fabric, memory, weights, { loaded: true });
+    const r1 = directEngine(fabric, memory, Buffer.alloc(weights.length), { loaded: false });
+    const r2 = directEngine(fabric, memory, Buffer.alloc(weights.length), { loaded: false });
+    const stats: Array<{ role: string; direct: boolean; broadcastGpuMs: number }> = [];
+    const nccl = new NcclTransport({ api: noAgentComm, onStats: (s) => stats.push(s) });
+    const ctx = contexts(
+      seed,
+      [
+        { pod: 'r1', engine: r1 },
+        { pod: 'r2', engine: r2 },
+      ],
+      await freePort(),
+    );
+    const session = await nccl.serve(ctx.seed);
+    const progress: number[] = [];
+    await Promise.all([
+      nccl.receive({
+        ...ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId),
+        onProgress: (b) => progress.push(b),
+      }),
+      nccl.receive(ctx.receiver({ pod: 'r2', engine: r2 }, session.uniqueId)),
+    ]);
+    assert.deepEqual(
+      (await session.done).map((o) => o.outcome),
+      ['verified', 'verified'],
+    );
+    assert.ok(r1.received.equals(weights) && r2.received.equals(weights));
+    assert.deepEqual([seed.casts, r1.casts, r2.casts], [1, 1, 1]);
+    assert.deepEqual([seed.fills, r1.drains, r2.drains], [0, 0, 0], 'no slot traffic through the agents');
+    assert.deepEqual(progress, [weights.length]);
+    assert.deepEqual(stats.map((s) => [s.role, s.direct, s.broadcastGpuMs]).sort(), [
+      ['receiver', true, 1.5],
+      ['receiver', true, 1.5],
+      ['seed', true, 1.5],
+    ]);
+  });
+
+  it('nccl direct: one receiver without it keeps the whole group on the agents broadcast', async () => {
+    const casts = new CastFabric();
+    const fabric = new Fabric();
+    const weights = randomBytes(3 * BUCKET);
+    const seed = directEngine(casts, memory, weights, { loaded: true });
+    const r1 = directEngine(casts, memory, Buffer.alloc(weights.length), { loaded: false });
+    const r2 = fakeEngine(memory, Buffer.alloc(weights.length), { loaded: false });
+    const nccl = new NcclTransport({ api: fabric });
+    const ctx = contexts(
+      seed,
+      [
+        { pod: 'r1', engine: r1 },
+        { pod: 'r2', engine: r2 },
+      ],
+      await freePort(),
+    );
+    const session = await nccl.serve(ctx.seed);
+    await Promise.all([
+      nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
+      nccl.receive(ctx.receiver({ pod: 'r2', engine: r2 }, session.uniqueId)),
+    ]);
+    assert.deepEqual(
+      (await session.done).map((o) => o.outcome),
+      ['verified', 'verified'],
+    );
+    assert.ok(r1.received.equals(weights) && r2.received.equals(weights));
+    assert.deepEqual([seed.casts, r1.casts], [0, 0]);
+    assert.equal(r1.drains, 3);
+  });
+
+  it('nccl direct: a bucket whose checksum differs fails the receiver (SEEDCAST_ERR_CHECKSUM)', async () => {
+    const fabric = new CastFabric();
+    const weights = randomBytes(3 * BUCKET);
+    const seed = directEngine(fabric, memory, weights, { loaded: true });
+    const r1 = directEngine(fabric, memory, Buffer.alloc(weights.length), {
+      loaded: false,
+      corruptBucket: 2,
+    });
+    const nccl = new NcclTransport({ api: noAgentComm });
+    const ctx = contexts(seed, [{ pod: 'r1', engine: r1 }], await freePort());
+    const session = await nccl.serve(ctx.seed);
+    session.done.catch(() => {});
+    await assert.rejects(
+      nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
+      (err: Error & { code: string }) => {
+        assert.equal(err.code, 'SEEDCAST_ERR_CHECKSUM');
+        assert.match(err.message, /bucket 2 checksum/);
+        return true;
+      },
+    );
+    const outcome = await session.done.then(
+      (o) => o[0]?.outcome,
+      () => 'failed',
+    );
+    assert.equal(outcome, 'failed');
+  });
+
+  it("nccl direct: a receiver lost mid-cast makes the seed abort its engine's cast at once", async () => {
+    const fabric = new CastFabric();
+    const weights = randomBytes(4 * BUCKET);
+    const killed = new AbortController();
+    const seed = directEngine(fabric, memory, weights, { loaded: true });
+    const r1 = directEngine(fabric, memory, Buffer.alloc(weights.length), { loaded: false, hang: killed });
+    const nccl = new NcclTransport({ api: noAgentComm });
+    const ctx = contexts(seed, [{ pod: 'r1', engine: r1 }], await freePort());
+    const session = await nccl.serve({ ...ctx.seed, stepTimeoutMs: 15_000 });
+    const receiving = nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId, killed.signal));
+    receiving.catch(() => {});
+    const t0 = Date.now();
+    await assert.rejects(session.done);
+    const ms = Date.now() - t0;
+    assert.ok(ms < 5000, `seed gave up after ${ms} ms (step timeout 15 s)`);
+    assert.equal(seed.aborts, 1, "the seed's engine was told to abort its cast");
+    await assert.rejects(receiving);
+    assert.equal(r1.aborts, 1, "the receiver's engine was told to abort its cast");
   });
 
   it('refuses non-cuda slots for nccl with a clear message', async () => {

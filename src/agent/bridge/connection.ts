@@ -12,7 +12,7 @@ interface Message {
   id?: number | undefined;
 }
 
-const REPLY_TYPES = new Set(['welcome', 'filled', 'drained', 'loaded', 'ack', 'pong', 'error']);
+const REPLY_TYPES = new Set(['welcome', 'filled', 'drained', 'loaded', 'cast-done', 'ack', 'pong', 'error']);
 
 /** The remote side answered `error`, or went away. */
 export class BridgeRequestError extends SeedcastError {
@@ -130,6 +130,13 @@ export class FrameConnection<In extends Message> {
       this.#options.onInvalid?.(reason);
       // An invalid error frame is not answered, so two peers never loop on each other's errors.
       if (value.type !== 'error') this.sendError('SEEDCAST_ERR_PROTOCOL', reason, id);
+      // An invalid reply fails its request now, with the reason, rather than at its timeout.
+      const pending = id === undefined ? undefined : this.#pending.get(id);
+      if (pending !== undefined) {
+        this.#pending.delete(id as number);
+        clearTimeout(pending.timer);
+        pending.reject(new BridgeRequestError(reason, 'SEEDCAST_ERR_PROTOCOL'));
+      }
       return;
     }
     const message = parsed.data;

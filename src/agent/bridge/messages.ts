@@ -81,6 +81,8 @@ export const hello = z
     tensors: z.array(tensorEntry).min(1).max(1_000_000),
     fingerprint: z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be a hex sha256' }),
     state: z.enum(['empty', 'loaded']),
+    /** The engine can join the rank's NCCL communicator itself (direct casts, `cast`). */
+    direct: z.object({ transport: z.literal('nccl') }).optional(),
   })
   .superRefine((h, ctx) => {
     if (h.rank >= h.ranks)
@@ -152,6 +154,35 @@ export const complete = z.object({
   outcome: z.enum(['verified', 'failed']),
   message: z.string().max(4096).optional(),
 });
+/**
+ * Direct casts (docs/bridge-protocol.md): the engine joins the rank's communicator (`commRank` of
+ * `nranks`, root 0 sends) from the agent's `uniqueId` and moves every bucket through its own
+ * tensors and the rank's staging slots; it answers `cast-done` with each bucket's sum32x2.
+ */
+export const cast = z.object({
+  ...base,
+  type: z.literal('cast'),
+  id,
+  role: z.enum(['send', 'receive']),
+  uniqueId: z.string().min(1).max(1024),
+  commRank: z.number().int().nonnegative().max(4095),
+  nranks: z.number().int().min(1).max(4096),
+  initTimeoutMs: z.number().int().positive(),
+  timeoutMs: z.number().int().positive(),
+});
+export const bucketChecksum = z
+  .string()
+  .regex(/^[0-9]+:[0-9a-f]{16}$/, { message: 'must be a sum32x2 checksum' });
+export const castDone = z.object({
+  ...base,
+  type: z.literal('cast-done'),
+  id,
+  bytes: z.number().int().nonnegative(),
+  checksums: z.array(bucketChecksum).max(1_000_000),
+  stats: z.record(z.string().max(64), z.number().nonnegative()).optional(),
+});
+/** Stop a running cast: the engine aborts its communicator; the cast answers with an error. */
+export const abortCast = z.object({ ...base, type: z.literal('abort-cast'), id });
 export const ack = z.object({ ...base, type: z.literal('ack'), id });
 export const errorMessage = z.object({
   ...base,
@@ -169,6 +200,7 @@ export const engineMessage = z.discriminatedUnion('type', [
   filled,
   drained,
   loaded,
+  castDone,
   ack,
   errorMessage,
   ping,
@@ -183,6 +215,8 @@ export const agentMessage = z.discriminatedUnion('type', [
   drain,
   load,
   complete,
+  cast,
+  abortCast,
   errorMessage,
   ping,
   pong,
@@ -190,4 +224,5 @@ export const agentMessage = z.discriminatedUnion('type', [
 export type AgentMessage = z.infer<typeof agentMessage>;
 
 export type Welcome = z.infer<typeof welcome>;
+export type CastDone = z.infer<typeof castDone>;
 export type BridgeError = z.infer<typeof errorMessage>;

@@ -9,7 +9,7 @@ import type { MemoryKind, StagingMemory, StagingSlot } from '../memory/types.ts'
 import { bucketCount } from './buckets.ts';
 import { FrameConnection } from './connection.ts';
 import { podFingerprint, rankFingerprint } from './fingerprint.ts';
-import { type EngineMessage, engineMessage, type Hello } from './messages.ts';
+import { type CastDone, type EngineMessage, engineMessage, type Hello } from './messages.ts';
 
 export const SLOTS_PER_RANK = 2;
 
@@ -69,6 +69,38 @@ export class EngineRank {
     const reply = await this.#connection.request({ type: 'drain', bucket, slot }, timeoutMs);
     if (reply.type !== 'drained' || reply.bucket !== bucket)
       throw new Error(`engine answered ${reply.type} to drain ${bucket}`);
+  }
+
+  /** The engine offered direct casts and registered cuda slots (docs/bridge-protocol.md). */
+  get direct(): boolean {
+    return this.hello.direct?.transport === 'nccl' && this.hello.memory === 'cuda';
+  }
+
+  /**
+   * Direct cast: the engine joins the communicator and sends (root) or receives every bucket;
+   * resolves with the per-bucket checksums. The engine enforces `timeoutMs` itself; the request
+   * waits a little longer so the engine's own error (naming what stalled) arrives first.
+   */
+  async cast(options: {
+    role: 'send' | 'receive';
+    uniqueId: string;
+    commRank: number;
+    nranks: number;
+    initTimeoutMs: number;
+    timeoutMs: number;
+  }): Promise<CastDone> {
+    const reply = await this.#connection.request({ type: 'cast', ...options }, options.timeoutMs + 5000);
+    if (reply.type !== 'cast-done') throw new Error(`engine answered ${reply.type} to cast`);
+    if (reply.checksums.length !== this.buckets || reply.bytes !== this.totalBytes)
+      throw new Error(
+        `engine cast ${reply.bytes} bytes in ${reply.checksums.length} buckets, the plan has ${this.totalBytes} in ${this.buckets}`,
+      );
+    return reply;
+  }
+
+  /** Ask a running cast to stop (its communicator is aborted; the cast then fails). */
+  async abortCast(timeoutMs: number): Promise<void> {
+    await this.#connection.request({ type: 'abort-cast' }, timeoutMs);
   }
 
   async load(timeoutMs: number): Promise<void> {

@@ -59,6 +59,8 @@ export async function openGpuExtras(
           // and transfer, each of bucket-bytes, allocated for the transfer and freed after it.
           allocate: async (device, bytes) => (await gpu.allocDevice(device, bytes)) as unknown as WireBuffer,
           wireBuffers: wireBuffersFrom(env),
+          // SEEDCAST_NCCL_DIRECT=0: the agents broadcast even where the engines offer direct casts.
+          direct: env.SEEDCAST_NCCL_DIRECT !== '0',
           api: {
             ncclUniqueId: () => gpu.ncclUniqueId(),
             initCommunicator: async (options) =>

@@ -284,11 +284,13 @@ export function receiverHello(
   streams: number,
   nonce: string,
   seedNonce: string,
+  direct = false,
 ): PeerHello {
   const fields = {
     ...signedIdentity(ctx.transfer, ctx.self, ctx.rank, ctx.engine.fingerprint),
     stream,
     streams,
+    ...(direct ? { direct: true as const } : {}),
     nonce,
   };
   return { v: V, type: 'hello', ...fields, mac: helloMac(ctx.token, fields, seedNonce) };

@@ -66,6 +66,8 @@ export const peerHello = z.object({
   fingerprint: hex64,
   stream: z.number().int().nonnegative(),
   streams: z.number().int().min(1).max(64),
+  /** nccl: this receiver's engine can join the communicator itself (direct casts). Signed. */
+  direct: z.literal(true).optional(),
   nonce,
   mac: hex64,
 });
@@ -166,6 +168,7 @@ export function helloMac(token: Buffer, hello: HelloFields, seedNonce: string): 
     fingerprint,
     stream,
     streams,
+    direct,
     nonce: receiverNonce,
   } = hello;
   return mac(token, 'seedcast-peer-hello-v1', {
@@ -178,6 +181,8 @@ export function helloMac(token: Buffer, hello: HelloFields, seedNonce: string): 
     fingerprint,
     stream,
     streams,
+    // Only when offered, so hellos without it keep the MAC they always had.
+    ...(direct === true ? { direct } : {}),
     nonce: receiverNonce,
     seedNonce,
   });

@@ -14,12 +14,22 @@
 // only a match. Every NCCL call has a deadline (step timeout, capped by the transfer deadline);
 // a timeout, a lost control connection, an abort or a checksum mismatch aborts the communicator
 // (ncclCommAbort, never a collective destroy), so nothing waits on a dead peer.
+//
+// Direct casts (ADR 0002, docs/bridge-protocol.md): when the seed's engine and every receiver's
+// offer them (the engine's `hello.direct`, the receiver's signed `hello.direct`), the seed says
+// `{type:"join", direct:true}` and no agent joins the communicator: each agent sends its engine
+// one `cast` and the engines broadcast between their own tensors, in their own CUDA contexts,
+// with no per-bucket host round trip. The seed's engine answers with every bucket's sum32x2, which
+// the seed sends as `bucket` frames; each receiver compares them with its engine's and only then
+// reports verified (its engine stays `empty` until `complete verified`). Aborts, deadlines and a
+// lost control connection become `abort-cast`, which makes the engine abort its communicator.
 import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
 import { Reasons } from '../../api/v1alpha1/conditions.ts';
 import { onAbort } from '../../shared/abort.ts';
 import { errorMessage, truncate } from '../../shared/errors.ts';
 import { bucketRange } from '../bridge/buckets.ts';
+import type { CastDone } from '../bridge/messages.ts';
 import type { EngineRank } from '../bridge/server.ts';
 import { SLOTS_PER_RANK } from '../bridge/server.ts';
 import { asTransferError, deadlineError, TransferError } from '../errors.ts';
@@ -60,6 +70,8 @@ const join = z.object({
   type: z.literal('join'),
   commRank: z.number().int().min(1),
   nranks: z.number().int().min(2).max(4096),
+  /** The engines cast directly (every member offered it); absent: the agents broadcast. */
+  direct: z.literal(true).optional(),
 });
 const ncclMessage = z.union([peerMessage, join]);
 type NcclMessage = z.infer<typeof ncclMessage>;
@@ -98,6 +110,8 @@ export interface NcclApi {
 /** What one rank's transfer measured (logged, and handed to `onStats`). */
 export interface NcclRankStats {
   role: 'seed' | 'receiver';
+  /** The engines broadcast themselves (direct cast); the slot and wire figures are then 0. */
+  direct: boolean;
   rank: number;
   nranks: number;
   bytes: number;
@@ -135,6 +149,8 @@ export interface NcclTransportOptions {
   allocate?: (device: number, bytes: number) => Promise<WireBuffer>;
   /** Wire buffers per rank and transfer (memory: this × bucket bytes on each side). 0 = off. */
   wireBuffers?: number;
+  /** Use direct casts where every member's engine offers them (default true). */
+  direct?: boolean;
   onRefused?: (reason: string) => void;
   onStats?: (stats: NcclRankStats) => void;
 }
@@ -189,6 +205,8 @@ class Peer {
   readonly pod: string;
   readonly uid: string;
   socket: Socket | undefined;
+  /** The receiver's engine offered direct casts (signed in its hello). */
+  direct = false;
   outcome: ReceiverOutcome | undefined;
   #waiters: Array<() => void> = [];
   constructor(pod: string, uid: string) {
@@ -232,10 +250,17 @@ export class NcclTransport implements Transport {
     let started = false;
     let comm: Communicator | undefined;
     let aborting: Promise<void> | undefined;
+    /** The engine's direct cast while it runs (its communicator is the engine's to abort). */
+    let casting: Promise<unknown> | undefined;
     const abortComm = (why: string): void => {
-      if (comm === undefined || aborting !== undefined) return;
-      log.warn({ why }, 'aborting the nccl communicator');
-      aborting = comm.abort().catch(() => {});
+      if (aborting !== undefined) return;
+      if (comm !== undefined) {
+        log.warn({ why }, 'aborting the nccl communicator');
+        aborting = comm.abort().catch(() => {});
+      } else if (casting !== undefined) {
+        log.warn({ why }, "aborting the engine's direct cast");
+        aborting = abortCast(ctx.engine, casting, ctx.stepTimeoutMs);
+      }
     };
     let rendezvousDone: () => void = () => {};
     const rendezvous = new Promise<void>((resolve) => {
@@ -263,8 +288,9 @@ export class NcclTransport implements Transport {
                   message: `${hello.pod} is already connected (nccl uses one control connection per rank)`,
                 }
               : undefined,
-          admit: (peer, _hello, socket) => {
+          admit: (peer, hello, socket) => {
             peer.socket = socket;
+            peer.direct = hello.direct === true;
           },
           admitted: (_peer, hello) => {
             log.info({ peer: hello.pod }, 'receiver accepted (nccl control)');
@@ -297,6 +323,7 @@ export class NcclTransport implements Transport {
       let ring: WireBuffer[] = [];
       const stats: NcclRankStats = {
         role: 'seed',
+        direct: false,
         rank: ctx.rank,
         nranks: 0,
         bytes: ctx.engine.totalBytes,
@@ -339,41 +366,73 @@ export class NcclTransport implements Transport {
           throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'no receiver connected');
         const nranks = 1 + live.length;
         stats.nranks = nranks;
-        for (const [i, p] of live.entries()) p.send({ v: V, type: 'join', commRank: i + 1, nranks });
+        const direct = this.#options.direct !== false && ctx.engine.direct && live.every((p) => p.direct);
+        for (const [i, p] of live.entries())
+          p.send({ v: V, type: 'join', commRank: i + 1, nranks, ...(direct ? { direct } : {}) });
         log.info(
-          { receivers: live.map((p) => p.pod), nranks, device },
+          { receivers: live.map((p) => p.pod), nranks, device, direct },
           'rendezvous complete, forming the communicator',
         );
-        const ringing = this.#ring(device, ctx.engine.bucketBytes, ctx.engine.buckets, log);
-        const tInit = performance.now();
-        const initTimeout = callTimeout(ctx);
-        const initing = this.#options.api.initCommunicator({
-          uniqueId,
-          rank: 0,
-          nranks,
-          device,
-          timeoutMs: initTimeout,
-        });
-        initing.then(
-          (c) => {
-            comm = c;
-            if (abort.signal.aborted) abortComm('aborted during init');
-          },
-          () => {},
-        );
-        comm = await Promise.race([initing, aborted]);
-        stats.initMs = performance.now() - tInit;
-        stats.connectMs = comm.connectMs ?? 0;
-        ring = await ringing;
-        stats.wireBuffers = ring.length;
-        if (!live.some((p) => p.alive))
-          throw new TransferError('SEEDCAST_ERR_PEER_LOST', Reasons.ReceiverLost, 'every receiver was lost');
-        await Promise.race([
-          ring.length > 0
-            ? this.#broadcastRing(ctx, comm, slots, ring, live, stats, abort.signal, aborted)
-            : this.#broadcastAll(ctx, comm, slots, live, stats, abort.signal),
-          aborted,
-        ]);
+        if (direct) {
+          stats.direct = true;
+          const cast = ctx.engine.cast({
+            role: 'send',
+            uniqueId,
+            commRank: 0,
+            nranks,
+            initTimeoutMs: callTimeout(ctx),
+            timeoutMs: Math.max(1, ctx.deadline - Date.now()),
+          });
+          casting = cast;
+          cast.catch(() => {});
+          if (abort.signal.aborted) abortComm('aborted as the cast started');
+          const result = await Promise.race([cast, aborted]);
+          casting = undefined;
+          castStats(stats, result);
+          for (const p of live) {
+            if (!p.alive) continue;
+            for (const [bucket, checksum] of result.checksums.entries()) {
+              const { bytes } = bucketRange(ctx.engine.totalBytes, ctx.engine.bucketBytes, bucket);
+              p.send({ v: V, type: 'bucket', bucket, bytes, checksum });
+            }
+          }
+          ctx.onBytesSent(ctx.engine.totalBytes * live.filter((p) => p.alive).length);
+        } else {
+          const ringing = this.#ring(device, ctx.engine.bucketBytes, ctx.engine.buckets, log);
+          const tInit = performance.now();
+          const initTimeout = callTimeout(ctx);
+          const initing = this.#options.api.initCommunicator({
+            uniqueId,
+            rank: 0,
+            nranks,
+            device,
+            timeoutMs: initTimeout,
+          });
+          initing.then(
+            (c) => {
+              comm = c;
+              if (abort.signal.aborted) abortComm('aborted during init');
+            },
+            () => {},
+          );
+          comm = await Promise.race([initing, aborted]);
+          stats.initMs = performance.now() - tInit;
+          stats.connectMs = comm.connectMs ?? 0;
+          ring = await ringing;
+          stats.wireBuffers = ring.length;
+          if (!live.some((p) => p.alive))
+            throw new TransferError(
+              'SEEDCAST_ERR_PEER_LOST',
+              Reasons.ReceiverLost,
+              'every receiver was lost',
+            );
+          await Promise.race([
+            ring.length > 0
+              ? this.#broadcastRing(ctx, comm, slots, ring, live, stats, abort.signal, aborted)
+              : this.#broadcastAll(ctx, comm, slots, live, stats, abort.signal),
+            aborted,
+          ]);
+        }
         await Promise.race([
           Promise.all(live.map((p) => p.waitResult())),
           aborted,
@@ -391,11 +450,13 @@ export class NcclTransport implements Transport {
             ).unref(),
           ),
         ]);
-        const tClose = performance.now();
-        const closed = await comm.close({ timeoutMs: callTimeout(ctx) });
-        stats.teardownMs = performance.now() - tClose;
-        stats.teardownAborted = closed.aborted;
-        comm = undefined;
+        if (comm !== undefined) {
+          const tClose = performance.now();
+          const closed = await comm.close({ timeoutMs: callTimeout(ctx) });
+          stats.teardownMs = performance.now() - tClose;
+          stats.teardownAborted = closed.aborted;
+          comm = undefined;
+        }
         stats.totalMs = performance.now() - t0;
         log.info({ nccl: stats }, 'nccl seed rank done');
         this.#options.onStats?.(stats);
@@ -406,7 +467,7 @@ export class NcclTransport implements Transport {
           p.send({ v: V, type: 'abort', reason: failure.reason, message: truncate(failure.message) });
           p.finish({ pod: p.pod, outcome: 'failed', reason: failure.reason, message: failure.message });
         }
-        if (comm !== undefined) {
+        if (comm !== undefined || casting !== undefined) {
           const tAbort = performance.now();
           abortComm(failure.message);
           await aborting;
@@ -706,6 +767,7 @@ export class NcclTransport implements Transport {
     const t0 = performance.now();
     const stats: NcclRankStats = {
       role: 'receiver',
+      direct: false,
       rank: ctx.rank,
       nranks: 0,
       bytes: engine.totalBytes,
@@ -725,12 +787,15 @@ export class NcclTransport implements Transport {
     };
     let comm: Communicator | undefined;
     let aborting: Promise<void> | undefined;
+    let casting: Promise<unknown> | undefined;
+    const offerDirect = this.#options.direct !== false && engine.direct;
     let failed: TransferError | undefined;
     let socket: Socket | undefined;
     const expected = new Map<number, string>();
     const checksumWaiters = new Map<number, () => void>();
-    let joined: ((j: { commRank: number; nranks: number }) => void) | undefined;
-    const joining = new Promise<{ commRank: number; nranks: number }>((resolve) => {
+    type Join = { commRank: number; nranks: number; direct: boolean };
+    let joined: ((j: Join) => void) | undefined;
+    const joining = new Promise<Join>((resolve) => {
       joined = resolve;
     });
     let rejectFailed: (err: TransferError) => void = () => {};
@@ -744,6 +809,8 @@ export class NcclTransport implements Transport {
       if (socket !== undefined && !socket.destroyed)
         socket.end(encode({ v: V, type: 'abort', reason: failed.reason, message: truncate(failed.message) }));
       if (comm !== undefined && aborting === undefined) aborting = comm.abort().catch(() => {});
+      else if (casting !== undefined && aborting === undefined)
+        aborting = abortCast(engine, casting, ctx.stepTimeoutMs);
       rejectFailed(failed);
     };
     const unlink = onAbort(ctx.signal, () => fail(ctx.signal.reason));
@@ -825,7 +892,7 @@ export class NcclTransport implements Transport {
             if (!handshaken) {
               if (message.type === 'challenge') {
                 seedNonce = message.nonce;
-                s.write(encode(receiverHello(ctx, 0, 1, nonce, message.nonce)));
+                s.write(encode(receiverHello(ctx, 0, 1, nonce, message.nonce, offerDirect)));
                 return;
               }
               if (message.type === 'accept' && seedNonce !== undefined) {
@@ -843,7 +910,21 @@ export class NcclTransport implements Transport {
             }
             switch (message.type) {
               case 'join':
-                joined?.({ commRank: message.commRank, nranks: message.nranks });
+                if (message.direct === true && !offerDirect) {
+                  fail(
+                    new TransferError(
+                      'SEEDCAST_ERR_PROTOCOL',
+                      Reasons.Failed,
+                      'the seed asked for a direct cast this receiver did not offer',
+                    ),
+                  );
+                  return;
+                }
+                joined?.({
+                  commRank: message.commRank,
+                  nranks: message.nranks,
+                  direct: message.direct === true,
+                });
                 return;
               case 'bucket':
                 expected.set(message.bucket, message.checksum);
@@ -909,9 +990,53 @@ export class NcclTransport implements Transport {
         ).unref(),
       );
       rendezvousTimer.catch(() => {});
-      const { commRank, nranks } = await Promise.race([joining, failedPromise, rendezvousTimer]);
+      const { commRank, nranks, direct } = await Promise.race([joining, failedPromise, rendezvousTimer]);
       stats.nranks = nranks;
-      log.info({ commRank, nranks, device }, 'joining the nccl communicator');
+      log.info({ commRank, nranks, device, direct }, 'joining the nccl communicator');
+      if (direct) {
+        stats.direct = true;
+        const cast = engine.cast({
+          role: 'receive',
+          uniqueId,
+          commRank,
+          nranks,
+          initTimeoutMs: callTimeout(ctx),
+          timeoutMs: Math.max(1, ctx.deadline - Date.now()),
+        });
+        casting = cast;
+        cast.catch(() => {});
+        if (failed !== undefined && aborting === undefined)
+          aborting = abortCast(engine, cast, ctx.stepTimeoutMs);
+        const result = await Promise.race([cast, failedPromise]);
+        casting = undefined;
+        castStats(stats, result);
+        const tSum = performance.now();
+        for (const [bucket, actual] of result.checksums.entries()) {
+          const want = expected.has(bucket)
+            ? takeExpected(bucket)
+            : await Promise.race([
+                new Promise<string | undefined>((resolve) =>
+                  checksumWaiters.set(bucket, () => resolve(takeExpected(bucket))),
+                ),
+                failedPromise,
+                checksumTimeout(bucket),
+              ]);
+          if (actual !== want)
+            throw new TransferError(
+              'SEEDCAST_ERR_CHECKSUM',
+              Reasons.ChecksumMismatch,
+              `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
+            );
+        }
+        stats.checksumMs = performance.now() - tSum;
+        ctx.onProgress(engine.totalBytes);
+        drainedAll = true;
+        socket?.write(encode({ v: V, type: 'result', outcome: 'verified' }));
+        stats.totalMs = performance.now() - t0;
+        log.info({ nccl: stats }, 'nccl receiver rank done (direct cast)');
+        this.#options.onStats?.(stats);
+        return;
+      }
       const tInit = performance.now();
       const initing = this.#options.api.initCommunicator({
         uniqueId,
@@ -1044,6 +1169,29 @@ export class NcclTransport implements Transport {
       if (socket !== undefined && !socket.destroyed) socket.end();
     }
   }
+}
+
+/** Ask the engine to stop its cast, then wait (bounded) for the cast to settle: its communicator is aborted then. */
+async function abortCast(engine: EngineRank, casting: Promise<unknown>, timeoutMs: number): Promise<void> {
+  await engine.abortCast(timeoutMs).catch(() => {});
+  await Promise.race([
+    casting.then(
+      () => {},
+      () => {},
+    ),
+    new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref()),
+  ]);
+}
+
+/** A direct cast's figures, as the engine measured them, in the agent's per-rank stats. */
+function castStats(stats: NcclRankStats, result: CastDone): void {
+  const figure = (key: string): number => result.stats?.[key] ?? 0;
+  stats.initMs = figure('initMs');
+  stats.connectMs = figure('connectMs');
+  stats.broadcastMs = figure('castMs');
+  stats.broadcastGpuMs = figure('gpuMs');
+  stats.broadcastSpanMs = figure('gpuMs');
+  stats.teardownMs = figure('teardownMs');
 }
 
 function splitAddress(address: string): [string, number] {

@@ -115,7 +115,8 @@ def stats_dumper(shim, path, res):
     def loop():
         while True:
             try:
-                out = dict(res, copy=shim.copier.stats.as_dict(), torch_max_allocated=torch.cuda.max_memory_allocated())
+                out = dict(res, copy=shim.copier.stats.as_dict(), torch_max_allocated=torch.cuda.max_memory_allocated(),
+                           last_cast=shim.last_cast and {"stats": shim.last_cast["stats"]})
                 with open(path + ".tmp", "w") as f:
                     json.dump(out, f, indent=1)
                 os.replace(path + ".tmp", path)
@@ -171,6 +172,17 @@ def main() -> int:
             return copier_drain(plan, k, slot)
 
         shim.copier.drain = slow_drain
+        if shim.caster is not None:  # direct casts: stall each broadcast after the second instead
+            cast_broadcast, calls = shim.caster._broadcast, [0]
+
+            def slow_broadcast(comm, ptr, nbytes, deadline):
+                calls[0] += 1
+                if calls[0] > 3:  # the connect broadcast, then buckets 0 and 1
+                    time.sleep(args.drain_delay)
+                return cast_broadcast(comm, ptr, nbytes, deadline)
+
+            shim.caster._broadcast = slow_broadcast
+    res["direct"] = shim.caster is not None
     res["table_bytes"] = sum(t["bytes"] for t in shim.table)
     res["fingerprint"] = shim.fingerprint
     if args.role == "seed":
@@ -207,6 +219,10 @@ def main() -> int:
     tl = shim.timeline
     res["drain_window_s"] = tl.get("last_drain", 0) - tl.get("first_drain", 0)
     res["copy"] = shim.copier.stats.as_dict()
+    res["last_cast"] = shim.last_cast and {"stats": shim.last_cast["stats"]}
+    if shim.caster is not None and shim.last_cast:
+        res["last_cast"]["teardownMs"] = shim.caster.wait_teardown(60)
+    res["cast_warm_s"] = shim.timeline.get("cast_warm_s")
     res["torch_max_allocated"] = torch.cuda.max_memory_allocated()
     res["weights_sha256"] = digest(shim.copier.tensors)
     res["tokens"], logits = generate(model, args.steps)

@@ -27,7 +27,9 @@ DEFAULT_SOCKET = "/run/seedcast/agent.sock"
 # A handler gets a validated request and returns the reply (a dict) or raises SeedcastError.
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
-_HEAVY = frozenset({"fill", "drain", "load", "complete"})
+_HEAVY = frozenset({"fill", "drain", "load", "complete", "cast"})
+#: Answered on the reader thread, while a heavy request (a cast) runs on the worker.
+_LIGHT = frozenset({"abort-cast"})
 
 
 def socket_path(explicit: str | None = None) -> str:
@@ -172,6 +174,9 @@ class BridgeConnection:
         if t in _HEAVY:
             self._work.put(msg)
             return
+        if t in _LIGHT:
+            self._answer(msg)
+            return
 
     def _resolve(self, mid: int, msg: dict[str, Any]) -> None:
         with self._pending_lock:
@@ -196,20 +201,26 @@ class BridgeConnection:
             msg = self._work.get()
             if msg is None:
                 return
-            try:
-                if self._handler is None:
-                    raise SeedcastError(errors.PROTOCOL, f"no handler for {msg['type']}")
-                reply = self._handler(msg)
-            except SeedcastError as exc:
-                reply = error_message(exc.code, exc.message, msg["id"])
-            except Exception as exc:  # copy failures, CUDA errors: reported, never fatal
-                log.exception("bridge: %s %s failed", msg["type"], msg.get("id"))
-                reply = error_message(errors.CUDA if "cuda" in repr(exc).lower() else errors.INVALID,
-                                      f"{msg['type']} failed: {exc}", msg["id"])
-            try:
-                self.send(reply)
-            except SeedcastError:
+            if not self._answer(msg):
                 return
+
+    def _answer(self, msg: dict[str, Any]) -> bool:
+        """Run the handler for one request and send its reply (or an error); False once closed."""
+        try:
+            if self._handler is None:
+                raise SeedcastError(errors.PROTOCOL, f"no handler for {msg['type']}")
+            reply = self._handler(msg)
+        except SeedcastError as exc:
+            reply = error_message(exc.code, exc.message, msg["id"])
+        except Exception as exc:  # copy failures, CUDA errors: reported, never fatal
+            log.exception("bridge: %s %s failed", msg["type"], msg.get("id"))
+            reply = error_message(errors.CUDA if "cuda" in repr(exc).lower() else errors.INVALID,
+                                  f"{msg['type']} failed: {exc}", msg["id"])
+        try:
+            self.send(reply)
+        except SeedcastError:
+            return False
+        return True
 
     # ------------------------------------------------------------------ closing
     def _shutdown(self, reason: SeedcastError) -> None:

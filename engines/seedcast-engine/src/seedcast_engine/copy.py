@@ -179,16 +179,20 @@ class TorchCopier:
             # the copy stream must see every write the compute stream made to the weights
             self.stream.wait_stream(self.torch.cuda.current_stream(self.device))
         with self._ctx():
-            views = self._bucket_views(plan, k, dst)
-            if views is not None:
-                views.copy(self.torch, to_slot=True)
-            for s in views.rest if views is not None else plan.segments(k):
-                dst[s.slot_offset : s.slot_offset + s.length].copy_(
-                    self._source(s.tensor)[s.tensor_offset : s.tensor_offset + s.length], non_blocking=True
-                )
+            self.pack(plan, k, dst)
         self._sync()
         self.stats.add("fill", n, time.perf_counter() - t0)
         return n
+
+    def pack(self, plan: BucketPlan, k: int, dst: Any) -> None:
+        """Enqueue bucket k's copies into the flat uint8 tensor `dst` on the current stream."""
+        views = self._bucket_views(plan, k, dst)
+        if views is not None:
+            views.copy(self.torch, to_slot=True)
+        for s in views.rest if views is not None else plan.segments(k):
+            dst[s.slot_offset : s.slot_offset + s.length].copy_(
+                self._source(s.tensor)[s.tensor_offset : s.tensor_offset + s.length], non_blocking=True
+            )
 
     def _bucket_views(self, plan: BucketPlan, k: int, slot: Any) -> _BucketViews | None:
         """Bucket k's segments against this slot, cut once; None where batching does not apply."""
@@ -215,29 +219,34 @@ class TorchCopier:
         t0 = time.perf_counter()
         src = slot.tensor(pin=True)
         n = plan.bucket_length(k)  # the bucket's segments cover it exactly
-        finished: list[int] = []
         with self._ctx():
-            views = self._bucket_views(plan, k, src)
-            if views is not None:
-                views.copy(self.torch, to_slot=False)
-            for s in views.rest if views is not None else plan.segments(k):
-                piece = src[s.slot_offset : s.slot_offset + s.length]
-                f = self.flat[s.tensor]
-                if f is None:  # non-contiguous: gather into scratch, scatter when complete
-                    f = self._pending.get(s.tensor)
-                    if f is None:
-                        f = self.torch.empty(self.sizes[s.tensor], dtype=self.torch.uint8, device=self.tensors[s.tensor].device)
-                        self._pending[s.tensor] = f
-                    if plan.last_bucket_of(s.tensor) == k:
-                        finished.append(s.tensor)
-                f[s.tensor_offset : s.tensor_offset + s.length].copy_(piece, non_blocking=True)
-            for i in finished:
-                t = self.tensors[i]
-                scratch = self._pending.pop(i)
-                t.copy_(scratch.view(t.dtype).view(t.shape))
+            self.unpack(plan, k, src)
         self._sync()
         self.stats.add("drain", n, time.perf_counter() - t0)
         return n
+
+    def unpack(self, plan: BucketPlan, k: int, src: Any) -> None:
+        """Enqueue the copies of bucket k from the flat uint8 tensor `src` into the tensors on the
+        current stream (non-contiguous tensors gather in scratch and are written at their last bucket)."""
+        finished: list[int] = []
+        views = self._bucket_views(plan, k, src)
+        if views is not None:
+            views.copy(self.torch, to_slot=False)
+        for s in views.rest if views is not None else plan.segments(k):
+            piece = src[s.slot_offset : s.slot_offset + s.length]
+            f = self.flat[s.tensor]
+            if f is None:  # non-contiguous: gather into scratch, scatter when complete
+                f = self._pending.get(s.tensor)
+                if f is None:
+                    f = self.torch.empty(self.sizes[s.tensor], dtype=self.torch.uint8, device=self.tensors[s.tensor].device)
+                    self._pending[s.tensor] = f
+                if plan.last_bucket_of(s.tensor) == k:
+                    finished.append(s.tensor)
+            f[s.tensor_offset : s.tensor_offset + s.length].copy_(piece, non_blocking=True)
+        for i in finished:
+            t = self.tensors[i]
+            scratch = self._pending.pop(i)
+            t.copy_(scratch.view(t.dtype).view(t.shape))
 
     def prepare(self, plan: BucketPlan, slots: Sequence[Any]) -> None:
         """Cut every bucket's views against every slot now (engine start), not in the transfer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from typing import Any, Callable
 
@@ -185,6 +186,27 @@ def _slot(x: Any, path: str, issues: list) -> None:
             nonempty_string(x.get("ipcHandle"), f"{path}.ipcHandle", issues)
 
 
+CAST_ROLES = ("send", "receive")
+#: hello.direct: the engine can join the rank's communicator itself (direct casts).
+DIRECT = obj({"transport": one_of("nccl")})
+
+
+def CHECKSUM(x: Any, path: str, issues: list) -> None:
+    if not isinstance(x, str) or re.fullmatch(r"[0-9]+:[0-9a-f]{16}", x) is None:
+        issues.append(f"{path}: expected a sum32x2 checksum (<bytes>:<16 hex>)")
+
+
+def STATS(x: Any, path: str, issues: list) -> None:
+    if not isinstance(x, dict) or len(x) > 32:
+        issues.append(f"{path}: expected an object of at most 32 numbers")
+        return
+    for k, v in x.items():
+        if not isinstance(k, str) or len(k) > 64 or isinstance(v, bool) or not isinstance(v, (int, float)):
+            issues.append(f"{path}.{k}: expected a number")
+        elif v != v or v in (float("inf"), float("-inf")) or v < 0:
+            issues.append(f"{path}.{k}: expected a finite non-negative number")
+
+
 # Every message type, by who sends it. Each schema lists required fields beyond v/type.
 # `id` is required on requests and replies; `error` may omit it.
 SCHEMAS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
@@ -200,8 +222,9 @@ SCHEMAS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
             "fingerprint": hex64,
             "state": one_of(*STATES),
         },
-        {"device": nonneg_int},
+        {"device": nonneg_int, "direct": DIRECT},
     ),
+    "cast-done": ({"id": nonneg_int, "bytes": nonneg_int, "checksums": array_of(CHECKSUM)}, {"stats": STATS}),
     "filled": ({"id": nonneg_int, "bucket": nonneg_int, "slot": nonneg_int, "bytes": nonneg_int}, {}),
     "drained": ({"id": nonneg_int, "bucket": nonneg_int}, {}),
     "loaded": ({"id": nonneg_int}, {}),
@@ -222,14 +245,29 @@ SCHEMAS: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     "drain": ({"id": nonneg_int, "bucket": nonneg_int, "slot": nonneg_int}, {}),
     "load": ({"id": nonneg_int, "source": one_of("storage")}, {}),
     "complete": ({"id": nonneg_int, "outcome": one_of(*OUTCOMES)}, {"message": string}),
+    "cast": (
+        {
+            "id": nonneg_int,
+            "role": one_of(*CAST_ROLES),
+            "uniqueId": nonempty_string,
+            "commRank": nonneg_int,
+            "nranks": pos_int,
+            "initTimeoutMs": pos_int,
+            "timeoutMs": pos_int,
+        },
+        {},
+    ),
+    "abort-cast": ({"id": nonneg_int}, {}),
     # either direction
     "error": ({"code": nonempty_string, "message": string}, {"id": nonneg_int}),
     "ping": ({"id": nonneg_int}, {}),
     "pong": ({"id": nonneg_int}, {}),
 }
 
-ENGINE_TO_AGENT = frozenset({"hello", "filled", "drained", "loaded", "ack", "error", "ping", "pong"})
-AGENT_TO_ENGINE = frozenset({"welcome", "fill", "drain", "load", "complete", "error", "ping", "pong"})
+ENGINE_TO_AGENT = frozenset({"hello", "filled", "drained", "loaded", "cast-done", "ack", "error", "ping", "pong"})
+AGENT_TO_ENGINE = frozenset(
+    {"welcome", "fill", "drain", "load", "complete", "cast", "abort-cast", "error", "ping", "pong"}
+)
 
 
 def readable_id(msg: Any) -> int | None:

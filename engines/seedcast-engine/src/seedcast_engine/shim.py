@@ -48,6 +48,7 @@ class Shim:
         state: str = "empty",
         cold_load: Callable[[], Any] | None = None,
         socket: str | None = None,
+        caster: Any = None,
     ):
         if state not in ("empty", "loaded"):
             raise ValueError("state must be 'empty' or 'loaded'")
@@ -70,6 +71,10 @@ class Shim:
         self.outcome: dict[str, Any] | None = None  # last `complete`
         self.drained: set[int] = set()
         self.timeline: dict[str, float] = {}
+        # Direct casts (docs/bridge-protocol.md): a DirectCaster when this rank can join NCCL itself.
+        self.caster = caster
+        self.cast_received = False  # a receive cast landed bytes that are not verified yet
+        self.last_cast: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ session
     def hello(self, msg_id: int = 1) -> dict[str, Any]:
@@ -84,6 +89,7 @@ class Shim:
             tensors=self.table,
             fingerprint=self.fingerprint,
             state=self.state,
+            direct={"transport": "nccl"} if self.caster is not None and self.memory == "cuda" else None,
         )
         validate(msg, ENGINE_TO_AGENT)  # our own table must pass the agent's rules
         size = len(encode_frame(msg)) - 4 if _fits(msg) else MAX_FRAME + 1
@@ -136,6 +142,8 @@ class Shim:
         prepare = getattr(self.copier, "prepare", None)
         if prepare is not None:  # TorchCopier: cut the bucket views before any transfer
             prepare(plan, list(self.slots.values()))
+        if self.caster is not None and self.memory == "cuda":  # load the cast's kernels now, not in a transfer
+            self.timeline["cast_warm_s"] = self.caster.warm(plan, [self.slots[k] for k in sorted(self.slots)])
 
     def _open_slots(self, descs: Sequence[Mapping[str, Any]]) -> None:
         forget = getattr(self.copier, "forget_slots", None)
@@ -155,6 +163,12 @@ class Shim:
             return self._load(msg)
         if t == "complete":
             return self._complete(msg)
+        if t == "cast":
+            return self._cast(msg)
+        if t == "abort-cast":
+            if self.caster is not None:
+                self.caster.abort()
+            return message("ack", id=msg["id"])
         raise SeedcastError(errors.PROTOCOL, f"unexpected {t}")
 
     def _check_bucket(self, msg: dict[str, Any]) -> tuple[int, Any]:
@@ -188,6 +202,42 @@ class Shim:
         self.timeline["last_drain"] = time.perf_counter()
         return message("drained", id=msg["id"], bucket=k)
 
+    def _cast(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Join the rank's communicator and send or receive every bucket (runs on the worker)."""
+        if self.caster is None or self.memory != "cuda":
+            raise SeedcastError(errors.INVALID, "cast: this engine did not offer direct casts", retryable=False)
+        if self.plan is None:
+            raise SeedcastError(errors.PROTOCOL, "cast before welcome")
+        role = msg["role"]
+        if role == "send" and self.state != "loaded":
+            raise SeedcastError(errors.INVALID, "cast send: this engine holds no real weights yet (state empty)")
+        if role == "receive" and self.state == "loaded":
+            raise SeedcastError(errors.INVALID, "cast receive: this engine already holds verified weights")
+        if msg["commRank"] >= msg["nranks"] or (role == "send") != (msg["commRank"] == 0):
+            raise SeedcastError(errors.INVALID, f"commRank: {msg['commRank']} of {msg['nranks']} does not fit role {role}")
+        if role == "receive":
+            with self._changed:
+                self.drained.clear()
+                self.cast_received = False
+            self.timeline.setdefault("first_drain", time.perf_counter())
+        result = self.caster.cast(
+            role=role,
+            plan=self.plan,
+            slots=[self.slots[k] for k in sorted(self.slots)],
+            unique_id=msg["uniqueId"],
+            comm_rank=msg["commRank"],
+            nranks=msg["nranks"],
+            init_timeout=msg["initTimeoutMs"] / 1000,
+            timeout=msg["timeoutMs"] / 1000,
+        )
+        if role == "receive":
+            with self._changed:
+                self.cast_received = True
+            self.timeline["last_drain"] = time.perf_counter()
+        self.last_cast = result
+        return message("cast-done", id=msg["id"], bytes=result["bytes"], checksums=result["checksums"],
+                       stats=result["stats"])
+
     def _load(self, msg: dict[str, Any]) -> dict[str, Any]:
         if self.state == "loaded":
             return message("loaded", id=msg["id"])
@@ -199,7 +249,8 @@ class Shim:
 
     def _complete(self, msg: dict[str, Any]) -> dict[str, Any]:
         if msg["outcome"] == "verified":
-            if self.state != "loaded" and self.plan is not None and len(self.drained) != self.plan.buckets:
+            if (self.state != "loaded" and self.plan is not None and not self.cast_received
+                    and len(self.drained) != self.plan.buckets):
                 missing = self.plan.buckets - len(self.drained)
                 log.error("complete verified but %d bucket(s) were never drained", missing)
                 self._set_state(self.state, {"outcome": "failed", "message": f"{missing} bucket(s) never drained"})
@@ -208,6 +259,7 @@ class Shim:
         else:
             with self._changed:
                 self.drained.clear()
+                self.cast_received = False
             self._set_state(self.state, msg)
         return message("ack", id=msg["id"])
 
@@ -218,6 +270,8 @@ class Shim:
             self._changed.notify_all()
 
     def _on_close(self, reason: SeedcastError) -> None:
+        if self.caster is not None:  # the agent is gone: no one will verify what a cast moves
+            self.caster.abort()
         with self._changed:
             self._changed.notify_all()
 
@@ -248,6 +302,8 @@ class Shim:
         self.conn.wait_closed()
 
     def close(self) -> None:
+        if self.caster is not None:
+            self.caster.wait_teardown(30)
         conn, self.conn = self.conn, None
         if conn is not None:
             conn.close()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any, Callable, Mapping
 
 from .copy import TorchCopier
 from .shim import Shim
 from .tensors import collect
+
+log = logging.getLogger("seedcast_engine")
 
 
 def fingerprint_inputs(
@@ -48,6 +52,7 @@ class TorchShim(Shim):
         cold_load: Callable[[], Any] | None = None,
         socket: str | None = None,
         hidden: bool = True,
+        direct: bool | None = None,
     ):
         import torch
 
@@ -59,9 +64,20 @@ class TorchShim(Shim):
             memory = "cuda" if on_cuda else "host"
         self.hidden = hidden
         copier = TorchCopier(tensors, torch.device("cuda", device) if on_cuda else None)
+        caster = None
+        if direct is None:  # default on; SEEDCAST_ENGINE_DIRECT=0 keeps transfers on the agent's slots
+            direct = os.environ.get("SEEDCAST_ENGINE_DIRECT", "1") != "0"
+        if direct and memory == "cuda" and on_cuda:
+            try:
+                from .direct import DirectCaster
+
+                caster = DirectCaster(copier, device)
+            except Exception as exc:  # no NCCL or driver here: the agent's slot path still works
+                log.warning("direct casts unavailable, using the agent's slots: %s", exc)
         super().__init__(
             table, inputs, copier, rank=rank, ranks=ranks, memory=memory,
             device=device if memory == "cuda" else None, state=state, cold_load=cold_load, socket=socket,
+            caster=caster,
         )
 
     def rebind_model(self, model: Any) -> None:
