@@ -4,6 +4,9 @@
 #       carry [".carry", "native/build/Release"])
 #   PART=nccl bash test/gpu/run-agents.sh: issue 11's bandwidth only (agent-only microbenchmark,
 #   issue 11 end to end, torch references), ~3-5 minutes.
+#   PART=direct: issue 11 with direct casts (the engines join the communicator, ADR 0002): two engines
+#   alone (test/gpu/direct_pair.py), issue 11 end to end per I11_RUNS ("direct:256Mi agents:256Mi"
+#   by default; "none" skips), the torch references. ~2 minutes. Start here next time.
 #   PART=pair: the addon's own two-process broadcast (no agent) under three device layouts, and
 #   torch's, ~2 minutes — run this first next time (docs/notes.md, Next 1).
 # Prepare: npm run build:native; .carry/node.xz as in docs/native.md; and the agent's dependencies:
@@ -123,6 +126,7 @@ if [ "${PART:-all}" = direct ]; then
   tail -c 1500 "$B/seed.log"; echo; tail -c 1500 "$B/receiver.log"; echo
   # I11_RUNS: mode:bucket pairs (direct = the engines cast, agents = SEEDCAST_NCCL_DIRECT=0).
   for run in ${I11_RUNS:-direct:256Mi agents:256Mi}; do
+    [ "$run" = none ] && continue
     mode=${run%%:*}; size=${run#*:}; name=$mode-$size
     echo "=== issue 11 end to end, $mode, bucket $size"
     mkdir -p "$OUT/i11-$name"

@@ -6,7 +6,7 @@ and transfer and the engine answers `cast-done` with every bucket's `sum32x2`. P
 the GPU and without a host round trip:
 
     seed:      pack bucket k into slot k%2 (copy stream) -> ncclBroadcast (nccl stream), sum32x2 beside it
-    receiver:  ncclBroadcast into slot k%2 (nccl stream) -> sum32x2 -> unpack into the tensors
+    receiver:  ncclBroadcast into slot k%2 (nccl stream) -> sum32x2 and unpack into the tensors, side by side
 
 The two slots are the agent's staging slots this engine already maps (no extra memory); CUDA events
 order the two streams, so packing bucket k+1 overlaps the broadcast of bucket k. Everything runs in
@@ -185,6 +185,7 @@ class DirectCaster:
         # NCCL's stream, at the highest priority: its blocks are scheduled before queued copy blocks,
         # so the wire never waits for a bucket's pack/unpack kernels to drain the SMs.
         self.stream = torch.cuda.Stream(device=device, priority=torch.cuda.Stream.priority_range()[1])
+        self.sum_stream = torch.cuda.Stream(device=device)  # receiver: sums beside the unpacks
         self._abort = threading.Event()
         self._lock = threading.Lock()
         self._comm: ctypes.c_void_p | None = None
@@ -259,8 +260,9 @@ class DirectCaster:
                 copy = self.copier.stream
                 compute = torch.cuda.current_stream(self.device)
                 first, last = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                ready = [torch.cuda.Event() for _ in range(n)]  # seed: packed+summed; receiver: landed
+                ready = [torch.cuda.Event() for _ in range(n)]  # seed: packed; receiver: landed
                 freed = [torch.cuda.Event() for _ in range(n)]  # the slot may take bucket k+2
+                summed = [torch.cuda.Event() for _ in range(n)]  # receiver: bucket k's sum32x2 is done
                 if role == "send":
                     copy.wait_stream(compute)  # every write the engine made to its weights
                     first.record(copy)
@@ -283,13 +285,19 @@ class DirectCaster:
                     else:
                         if k >= 2:
                             self.stream.wait_event(freed[k - 2])
+                            self.stream.wait_event(summed[k - 2])
                         self._broadcast(comm, buf.data_ptr(), nbytes, deadline)
                         ready[k].record(self.stream)
+                        # the sum and the unpack both only read the slot: side by side, not one after the other
+                        self.sum_stream.wait_event(ready[k])
+                        self.driver.launch_sum(buf.data_ptr(), nbytes, sums[k].data_ptr(), self.sum_stream.cuda_stream)
+                        summed[k].record(self.sum_stream)
                         copy.wait_event(ready[k])
-                        self.driver.launch_sum(buf.data_ptr(), nbytes, sums[k].data_ptr(), copy.cuda_stream)
                         with torch.cuda.stream(copy):
                             self.copier.unpack(plan, k, buf)
                         freed[k].record(copy)
+                if role == "receive":
+                    copy.wait_stream(self.sum_stream)
                 last.record(copy if role == "receive" else self.stream)
                 self._wait(comm, last, deadline, "the broadcast")
                 if role == "send":
@@ -391,6 +399,7 @@ class DirectCaster:
         # before the slots can be reused or the tensors read.
         self.stream.synchronize()
         self.copier.stream.synchronize()
+        self.sum_stream.synchronize()
 
     def _close(self, comm: ctypes.c_void_p, deadline: float) -> None:
         t0 = time.monotonic()
