@@ -53,6 +53,66 @@ def tensors(fill: bool):
     return out
 
 
+def grouped(role, out, caster, copier, plan, ts, expected, nccl):
+    """Experiment (ADR 0002, not built): no pack/unpack at all — per bucket one ncclGroupStart/End
+    of ncclBroadcasts straight from/into each tensor segment (contiguous tensors only). Bandwidth
+    and byte equality only; no checksums."""
+    import ctypes
+
+    from seedcast_engine.direct import NCCL_IN_PROGRESS
+
+    lib = caster.nccl.lib
+    out_runs = []
+    for variant in ("per-bucket", "one-group"):
+        for rep in range(2):
+            idf = os.path.join(out, f"g-uid-{variant}-{rep}")
+            if role == "seed":
+                uid = nccl.unique_id()
+                with open(idf + ".tmp", "w") as f:
+                    f.write(uid)
+                os.replace(idf + ".tmp", idf)
+            else:
+                while not os.path.exists(idf):
+                    time.sleep(0.01)
+                uid = open(idf).read()
+                for t in ts:
+                    t.zero_()
+            torch.cuda.synchronize()
+            import base64
+            stats = {}
+            deadline = time.monotonic() + 60
+            comm = caster._init(base64.b64decode(uid), 0 if role == "seed" else 1, 2, deadline, stats)
+            first, last = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            first.record(caster.stream)
+            t0 = time.perf_counter()
+            groups = [[k] for k in range(plan.buckets)] if variant == "per-bucket" else [list(range(plan.buckets))]
+            for ks in groups:
+                lib.ncclGroupStart()
+                for k in ks:
+                    for seg in plan.segments(k):
+                        f = copier.flat[seg.tensor]
+                        if f is None:
+                            continue
+                        r = lib.ncclBroadcast(ctypes.c_void_p(f.data_ptr() + seg.tensor_offset),
+                                              ctypes.c_void_p(f.data_ptr() + seg.tensor_offset), seg.length, 1, 0,
+                                              comm, ctypes.c_void_p(caster.stream.cuda_stream))
+                        caster.nccl.check(r, "ncclBroadcast")
+                r = lib.ncclGroupEnd()
+                caster.nccl.check(r, "ncclGroupEnd")
+                if r == NCCL_IN_PROGRESS:
+                    caster._poll(comm, deadline, "ncclGroupEnd")
+            enq = time.perf_counter() - t0
+            last.record(caster.stream)
+            caster._wait(comm, last, deadline, "grouped")
+            ms = first.elapsed_time(last)
+            caster._close(comm, deadline)
+            entry = {"variant": variant, "gpuMs": ms, "enqueue_s": enq, "GBps_gpu": plan.total_bytes / (ms / 1e3) / 1e9}
+            if role == "receiver":
+                entry["tensors_equal_contiguous"] = all(torch.equal(a, b) for a, b, f in zip(ts, expected, copier.flat) if f is not None)
+            out_runs.append(entry)
+    return out_runs
+
+
 def main():
     role, out = sys.argv[1], sys.argv[2]
     torch.cuda.set_device(0)
@@ -107,6 +167,8 @@ def main():
                     break
                 time.sleep(0.05)
             run["checksums_equal_seed"] = json.load(open(other)) == r["checksums"]
+        if os.environ.get("DP_GROUPED") == "1" and mib == BUCKETS_MIB[0]:  # the grouped experiment, run 13
+            run["grouped"] = grouped(role, out, caster, copier, plan, ts, expected, nccl)
         res["runs"].append(run)
         del slots, copier, caster
         torch.cuda.empty_cache()

@@ -13,6 +13,7 @@ import {
   WEIGHTS_READY,
 } from '../../src/api/v1alpha1/index.ts';
 import { type ManagerConfig, startController } from '../../src/controller/manager.ts';
+import { WeightSourceRefs } from '../../src/controller/weightsource/reconciler.ts';
 import { type KubeObject, Resources } from '../../src/shared/kube.ts';
 import { silentLogger } from '../../src/shared/log.ts';
 import { applyObjects, conditionOf, installCrds, useCluster, waitFor } from '../support/cluster.ts';
@@ -255,5 +256,64 @@ describe('controller surroundings', () => {
       const d = await cluster.client.get({ ...Resources.deployments, namespace, name: 'llm' });
       return (d.metadata.generation ?? 0) > generation ? true : undefined;
     });
+  });
+
+  it("the WeightSource's bucket size reaches every agent it serves, and a change rolls the pods", async (t) => {
+    const namespace = await namespaceWithSource(t);
+    const c = await startController(cluster.client, config(namespace), silentLogger());
+    t.after(() => c.stop());
+    await applyObjects(
+      cluster.client,
+      [
+        {
+          apiVersion: API_VERSION,
+          kind: Kinds.InferenceDeployment,
+          metadata: { name: 'llm' },
+          spec: {
+            replicas: 1,
+            weightSource: 'model',
+            template: { spec: { containers: [{ name: 'engine', image: 'engine:test' }] } },
+          },
+        },
+      ],
+      { namespace },
+    );
+    type Env = Array<{ name: string; value?: string }>;
+    type Agent = { name: string; env?: Env };
+    const bucketEnv = async (): Promise<string | null | undefined> => {
+      const d = await cluster.client.find<
+        KubeObject & { spec: { template: { spec: { initContainers?: Agent[] } } } }
+      >({ ...Resources.deployments, namespace, name: 'llm' });
+      if (d === undefined) return undefined;
+      const agent = d.spec.template.spec.initContainers?.find((x) => x.name === 'seedcast-agent');
+      return agent?.env?.find((e) => e.name === 'SEEDCAST_BUCKET_BYTES')?.value ?? null;
+    };
+    assert.equal(
+      await waitFor('Deployment', async () => ((await bucketEnv()) === undefined ? undefined : true)),
+      true,
+    );
+    assert.equal(await bucketEnv(), null, 'no bucket setting without transfer.bucketMiB');
+    const source = await cluster.client.get({ ...WeightSourceRefs.sources, namespace, name: 'model' });
+    await applyObjects(
+      cluster.client,
+      [
+        {
+          apiVersion: API_VERSION,
+          kind: Kinds.WeightSource,
+          metadata: { name: 'model' },
+          spec: {
+            ...(source.spec as object),
+            transfer: { transports: ['tcp'], batchWindowSeconds: 0, bucketMiB: 1024 },
+          },
+        },
+      ],
+      { namespace },
+    );
+    assert.equal(
+      await waitFor('bucket size injected', async () =>
+        (await bucketEnv()) === '1024Mi' ? '1024Mi' : undefined,
+      ),
+      '1024Mi',
+    );
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { inferenceDeployment, Labels, WEIGHTS_READY } from '../../src/api/v1alpha1/index.ts';
+import { inferenceDeployment, Labels, WEIGHTS_READY, weightSource } from '../../src/api/v1alpha1/index.ts';
 import { parseControllerConfig } from '../../src/controller/config.ts';
 import {
   AGENT_CONTAINER,
@@ -99,6 +99,23 @@ describe('InferenceDeployment planner', () => {
     assert.equal(d.spec.template.metadata.labels[Labels.inferenceDeployment], 'llm');
     assert.equal(d.metadata.ownerReferences[0].uid, 'u1');
     assert.equal(d.metadata.ownerReferences[0].controller, true);
+  });
+
+  it("gives every agent the WeightSource's bucket size (and no setting when it has none)", () => {
+    const defaults = { image: 'seedcast:1', agentPort: 9400, gpuSharing: 'EnvVar' as const };
+    const source = weightSource.parse({
+      apiVersion: 'seedcast.dev/v1alpha1',
+      kind: 'WeightSource',
+      metadata: { name: 'model', namespace: 'ns' },
+      spec: { model: 'm', engine: { name: 'vllm', version: '1' }, transfer: { bucketMiB: 1024 } },
+    }).spec;
+    const agentEnv = (d: Json): Json[] =>
+      d.spec.template.spec.initContainers.find((c: Json) => c.name === 'seedcast-agent').env;
+    const bucket = (env: Json[]) => env.find((e) => e.name === 'SEEDCAST_BUCKET_BYTES')?.value;
+    assert.equal(bucket(agentEnv(renderDeployment(id, defaults, source) as Json)), '1024Mi');
+    assert.equal(bucket(agentEnv(renderDeployment(id, defaults) as Json)), undefined);
+    const unset = { ...source, transfer: { ...source.transfer, bucketMiB: undefined } };
+    assert.equal(bucket(agentEnv(renderDeployment(id, defaults, unset) as Json)), undefined);
   });
 
   it('status counts warm and cold starts and seeds; conditions follow the Deployment', () => {

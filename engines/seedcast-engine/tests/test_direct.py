@@ -114,3 +114,59 @@ def test_abort_cast_reaches_the_caster_and_a_lost_agent_aborts_too():
     assert s._handle(message("abort-cast", id=4))["type"] == "ack"
     s._on_close(SeedcastError(errors.PEER_LOST, "gone"))
     assert caster.aborted == 2
+
+
+def test_cast_steps_split_the_first_and_last_bucket_only():
+    from seedcast_engine.direct import RAMP_PIECES, cast_steps
+
+    mib = 1 << 20
+    plan = BucketPlan([1200 * mib, 5, 2800 * mib + 3], 1024 * mib)  # 4 buckets, the last one 928 MiB
+    steps = cast_steps(plan)
+    by_bucket = {}
+    for st in steps:
+        by_bucket.setdefault(st.bucket, []).append(st)
+    assert len(by_bucket[0]) == RAMP_PIECES and len(by_bucket[1]) == 1 and len(by_bucket[2]) == 1
+    last = by_bucket[plan.buckets - 1]
+    assert sum(st.length for st in last) == plan.bucket_length(plan.buckets - 1)
+    assert [st.first for st in last] == [True] + [False] * (len(last) - 1)
+    assert [st.last for st in last] == [False] * (len(last) - 1) + [True]
+    # every byte once, in order, and each piece's own plan segments cover exactly its range
+    pos = 0
+    for st in steps:
+        lo, _ = plan.bucket_range(st.bucket)
+        assert lo + st.offset == pos
+        assert sum(seg.length for seg in st.plan.segments(st.k)) == st.length
+        pos += st.length
+    assert pos == plan.total_bytes
+    small = BucketPlan([10, 20], 8)  # tiny buckets are never split
+    assert all(st.offset == 0 for st in cast_steps(small))
+    mid = BucketPlan([1000 * mib], 256 * mib)  # 256 MiB buckets stay whole (they measured slower split)
+    assert len(cast_steps(mid)) == mid.buckets
+    short_tail = BucketPlan([1100 * mib], 1024 * mib)  # a 76 MiB last bucket is not split either
+    assert [st.bucket for st in cast_steps(short_tail)] == [0] * RAMP_PIECES + [1]
+
+
+def test_bucket_checksums_combine_pieces_into_the_whole_buckets_sum32x2():
+    import random
+
+    from seedcast_engine import direct
+
+    rnd = random.Random(7)
+    old = direct.RAMP_MIN_BYTES
+    direct.RAMP_MIN_BYTES = 1
+    try:
+        sizes = [37, 1000, 3, 2050]
+        data = bytes(rnd.randrange(256) for _ in range(sum(sizes)))
+        plan = BucketPlan(sizes, 1024)
+        steps = direct.cast_steps(plan)
+        assert len(steps) > plan.buckets  # pieces happened
+        values = []
+        for st in steps:
+            lo, _ = plan.bucket_range(st.bucket)
+            piece = data[lo + st.offset : lo + st.offset + st.length]
+            ac = sum32x2(piece).split(":")[1]
+            values.append([int(ac[:8], 16), int(ac[8:], 16)])
+        want = [sum32x2(data[slice(*plan.bucket_range(k))]) for k in range(plan.buckets)]
+        assert direct.bucket_checksums(plan, steps, values) == want
+    finally:
+        direct.RAMP_MIN_BYTES = old

@@ -25,6 +25,7 @@ export const AgentEnv = {
   stagingDir: 'SEEDCAST_STAGING_DIR',
   agentPort: 'SEEDCAST_AGENT_PORT',
   tokenFile: 'SEEDCAST_TOKEN_FILE',
+  bucketBytes: 'SEEDCAST_BUCKET_BYTES',
 } as const;
 
 export type GpuSharing = 'EnvVar' | 'DRA';
@@ -42,6 +43,8 @@ export interface AgentInjectionOptions {
   serviceAccountName?: string;
   /** Extra labels for the pod (e.g. the InferenceDeployment's). */
   labels?: Record<string, string>;
+  /** The WeightSource's `transfer.bucketMiB`: equal on every agent of the source. */
+  bucketMiB?: number;
 }
 
 type Json = Record<string, unknown>;
@@ -67,6 +70,8 @@ function agentEnv(options: AgentInjectionOptions): Json[] {
     { name: AgentEnv.agentPort, value: String(options.agentPort) },
   ];
   if (options.tokenSecret !== undefined) env.push({ name: AgentEnv.tokenFile, value: `${TOKEN_DIR}/token` });
+  if (options.bucketMiB !== undefined)
+    env.push({ name: AgentEnv.bucketBytes, value: `${options.bucketMiB}Mi` });
   return env;
 }
 

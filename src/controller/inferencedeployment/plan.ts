@@ -8,6 +8,7 @@ import {
   MANAGED_BY,
   Reasons,
   WEIGHTS_READY,
+  type WeightSourceSpec,
 } from '../../api/v1alpha1/index.ts';
 import type { DesiredCondition } from '../conditions.ts';
 import { type GpuSharing, renderAgentInjection } from './inject.ts';
@@ -31,10 +32,14 @@ export function selectorString(name: string): string {
     .join(',');
 }
 
-/** The apps/v1 Deployment owned by the InferenceDeployment, as a server-side apply body. */
+/**
+ * The apps/v1 Deployment owned by the InferenceDeployment, as a server-side apply body. `source` is
+ * the referenced WeightSource's spec when it exists (its transfer settings reach the agents).
+ */
 export function renderDeployment(
   id: InferenceDeployment,
   defaults: InjectionDefaults,
+  source?: Pick<WeightSourceSpec, 'transfer'>,
 ): Record<string, unknown> {
   const name = id.metadata.name;
   const template = renderAgentInjection(id.spec.template, {
@@ -47,6 +52,7 @@ export function renderDeployment(
     tokenSecret: defaults.tokenSecret,
     serviceAccountName: defaults.serviceAccountName,
     labels: selectorLabels(name),
+    bucketMiB: source?.transfer.bucketMiB,
   });
   return {
     apiVersion: 'apps/v1',

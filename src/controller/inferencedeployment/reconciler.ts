@@ -14,6 +14,7 @@ import {
   Labels,
   Reasons,
   WEIGHTS_READY,
+  weightSource,
 } from '../../api/v1alpha1/index.ts';
 import { formatIssues } from '../../api/v1alpha1/validate.ts';
 import type { Clock } from '../../shared/clock.ts';
@@ -65,7 +66,10 @@ export class InferenceDeploymentReconciler {
     const id = parsed.data;
     let body: Record<string, unknown>;
     try {
-      body = renderDeployment(id, d.injection);
+      // The WeightSource's transfer settings reach the agents (bucket size); an invalid or missing
+      // source is reported by its own reconciler and by this one's WeightSourceResolved condition.
+      const source = weightSource.safeParse(d.sources.get(`${namespace}/${id.spec.weightSource}`));
+      body = renderDeployment(id, d.injection, source.success ? source.data.spec : undefined);
     } catch (err) {
       if (err instanceof ValidationError) {
         await this.#invalid(object, [...err.issues]);

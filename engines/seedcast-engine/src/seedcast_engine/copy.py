@@ -138,7 +138,7 @@ class TorchCopier:
         cuda = self.device is not None and self.device.type == "cuda"
         self.stream = torch.cuda.Stream(device=self.device) if cuda else None
         self._pending: dict[int, Any] = {}  # receiver: contiguous scratch for non-contiguous tensors
-        self._views: dict[tuple[int, int], _BucketViews] = {}  # (bucket, slot address) -> views
+        self._views: dict[tuple[int, int, int], _BucketViews] = {}  # (bucket bytes, bucket, slot address) -> views
         self.batched = hasattr(torch, "_foreach_copy_")
         self.stats = CopyStats()
 
@@ -198,7 +198,7 @@ class TorchCopier:
         """Bucket k's segments against this slot, cut once; None where batching does not apply."""
         if not self.batched or slot.device.type != "cuda":
             return None
-        key = (k, slot.data_ptr())
+        key = (plan.bucket_bytes, k, slot.data_ptr())
         views = self._views.get(key)
         if views is None:
             views = _BucketViews()
