@@ -84,6 +84,24 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       },
     );
   };
+  // An engine rank that held verified weights came back empty: the pod's record of them goes, and
+  // the loss is dated, in one write (the controller then drops weights-ready and plans a transfer).
+  // Retried like the announcement: until it lands the pod would stay Ready without weights.
+  let lossRetryMs = 1000;
+  const recordLoss = (at: string): void => {
+    deps.sink.announce({ [Annotations.weightsVerified]: null, [Annotations.weightsLost]: at }).then(
+      () => {
+        lossRetryMs = 1000;
+        metrics.weightsLost++;
+        log.warn({ at }, 'recorded on the pod: the engine lost its weights');
+      },
+      (err) => {
+        log.error({ err: errorMessage(err), retryInMs: lossRetryMs }, 'recording the weights loss failed');
+        setTimeout(() => recordLoss(at), lossRetryMs).unref();
+        lossRetryMs = Math.min(lossRetryMs * 2, 30_000);
+      },
+    );
+  };
   const bridge: BridgeServer = new BridgeServer({
     socketPath: config.socketPath,
     bucketBytes: config.bucketBytes,
@@ -96,6 +114,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       runner?.engineChanged();
       announce();
     },
+    onWeightsLost: () => recordLoss(new Date().toISOString()),
   });
   runner = new TransferRunner({
     config,

@@ -16,6 +16,7 @@ export class AgentMetrics {
   bytesReceived = 0;
   badBridgeMessages = 0;
   checksumFailures = 0;
+  weightsLost = 0;
   readonly #transfers = new Map<string, number>();
   readonly #refusals = new Map<string, number>();
   readonly #durations = new Map<string, { buckets: number[]; sum: number; count: number }>();
@@ -96,6 +97,12 @@ export class AgentMetrics {
       'counter',
       'Malformed or invalid frames from the engine.',
       [[{}, this.badBridgeMessages]],
+    );
+    metric(
+      'seedcast_agent_weights_lost_total',
+      'counter',
+      'Times an engine rank that held verified weights registered again empty (recorded on the pod).',
+      [[{}, this.weightsLost]],
     );
     metric('seedcast_agent_engine_ranks', 'gauge', 'Engine ranks registered over the bridge.', [
       [{}, gauges.engineRanks],

@@ -440,6 +440,41 @@ describe('controller against a real control plane', () => {
     await recorder.check();
   });
 
+  it('an engine that restarts empty (the agent dates the loss): the pod turns not ready, gets a new transfer, Ready again', async (t) => {
+    const { namespace, agents, recorder } = await setup(t, { replicas: 2 });
+    let victimUid: string | undefined;
+    // Hold the victim's new transfer until the test saw it not ready (the auto-pilot is fast).
+    agents.start('model', { hold: (x) => x.spec.receivers.some((r) => r.uid === victimUid) });
+    const ready = await allReady(namespace, 2);
+    const victim = ready[1] as PodObject;
+    const name = victim.metadata.name;
+    const naming = async () =>
+      (await agents.transfers()).filter((x) => x.spec.receivers.some((r) => r.uid === victim.metadata.uid));
+    const before = (await naming()).map((x) => x.metadata.name);
+    victimUid = victim.metadata.uid;
+    // Conditions carry whole seconds: a loss in the second the pod turned Ready is not told apart
+    // from one before it (an engine restart takes longer); lose it in a later second.
+    const since = Date.parse(conditionOf(victim, WEIGHTS_READY)?.lastTransitionTime ?? '');
+    await new Promise((r) => setTimeout(r, Math.max(0, since + 1100 - Date.now())));
+    const lostAt = new Date();
+    await agents.loseWeights(name, lostAt);
+    const notReady = await waitFor('weights-ready False after the loss', async () => {
+      const p = await cluster.client.get<PodObject>({ ...Resources.pods, namespace, name });
+      return conditionOf(p, WEIGHTS_READY)?.status === 'False' ? p : undefined;
+    });
+    assert.equal(notReady.metadata.annotations?.[Annotations.role], undefined, 'no longer a seed');
+    const fresh = await waitFor('a new transfer names the pod', async () => {
+      const now = await naming();
+      return now.find((x) => !before.includes(x.metadata.name));
+    });
+    assert.ok(fresh.spec.attempt >= before.length, `attempt ${fresh.spec.attempt} after ${before.length}`);
+    victimUid = undefined; // let it succeed
+    const again = (await allReady(namespace, 2)).find((p) => p.metadata.uid === victim.metadata.uid);
+    const readyAgain = Date.parse(conditionOf(again as PodObject, WEIGHTS_READY)?.lastTransitionTime ?? '');
+    assert.ok(readyAgain >= Math.floor(lostAt.getTime() / 1000) * 1000, 'Ready again only after the loss');
+    await recorder.check();
+  });
+
   it('scale-in removes non-seeds first and keeps minSeeds', async (t) => {
     const { namespace, agents, recorder } = await setup(t, { replicas: 3, minSeeds: 1 });
     let holdNew = false;

@@ -216,6 +216,7 @@ interface Condition {
   status: string;
   reason?: string;
   message?: string;
+  lastTransitionTime?: string;
 }
 
 export function conditionOf(obj: unknown, type: string): Condition | undefined {

@@ -137,6 +137,22 @@ export class FakeAgents {
     );
   }
 
+  /**
+   * §3a: the pod's engine restarted empty after its weights were verified — the agent removes its
+   * record and dates the loss on its own pod, in one merge patch.
+   */
+  async loseWeights(pod: string, at = new Date()): Promise<void> {
+    await this.client.mergePatch(
+      { ...Resources.pods, namespace: this.namespace, name: pod },
+      {
+        metadata: {
+          annotations: { [Annotations.weightsVerified]: null, [Annotations.weightsLost]: at.toISOString() },
+        },
+      },
+      FieldManagers.agent(pod),
+    );
+  }
+
   /** Every receiver (and the seed) reports success, verified — each receiver records it first. */
   async succeed(t: TransferObject): Promise<void> {
     if (t.spec.source.type === 'Seed') await this.seedRendezvous(t, 'Succeeded');

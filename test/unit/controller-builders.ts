@@ -71,6 +71,17 @@ class PodBuilder {
     this.pod.deleting = true;
     return this;
   }
+  /** Weights-ready True since T0 + ms (the condition's lastTransitionTime). */
+  readySince(ms: number): this {
+    this.pod.podReady = true;
+    this.pod.weightsReady = { status: 'True', reason: 'WeightsVerified', since: T0 + ms };
+    return this;
+  }
+  /** The agent's record that the engine lost its weights at T0 + ms (annotation `weights-lost`). */
+  lost(ms: number): this {
+    this.pod.weightsLostAt = T0 + ms;
+    return this;
+  }
   /** The agent's record on the pod (annotation `weights-verified`). */
   verifiedBy(source: 'Seed' | 'Storage', transfer: string): this {
     this.pod.verifiedBy = { source, transfer };

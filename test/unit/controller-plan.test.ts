@@ -433,6 +433,55 @@ describe('readiness (invariant 1)', () => {
     }
   });
 
+  it('an engine that lost its weights turns the pod not ready and no seed, and gets them again; earlier transfers do not count', () => {
+    const old = makeTransfer(
+      't-old',
+      { source: { type: 'Seed', seed: ref(seed) }, receivers: [ref(r)] },
+      { phase: 'Succeeded', receivers: [entry('Succeeded', true)] },
+    );
+    // Verified at T0+1 s (transfer t-old), then the engine restarted empty at T0+5.4 s.
+    const lost = makePod('r').readySince(1000).lost(5400).obj();
+    const plan = planSource(input([seed, lost], [old]));
+    assert.equal(condition(plan, 'r')?.status, 'False');
+    assert.deepEqual(receiversOf(plan), ['r'], 'a new transfer from the seed');
+    assert.equal(plan.create[0]?.spec.attempt, 1, 'numbered after the old one');
+    assert.notEqual(plan.create[0]?.name, 't-old');
+    assert.ok(
+      plan.events.some((e) => e.reason === 'WeightsLost' && e.regarding.name === 'r' && e.type === 'Warning'),
+    );
+    assert.deepEqual(plan.pods.find((p) => p.pod === 'r')?.annotations, {}, 'no longer a seed');
+    // Not a seed for anyone meanwhile: a new receiver beside it waits for the real seed only.
+    const x = makePod('x').obj();
+    const alone = planSource(input([lost, x]));
+    assert.equal(
+      alone.create.some((t) => t.spec.source.seed?.pod === 'r'),
+      false,
+      'the pod that lost its weights serves nobody',
+    );
+    // Weights-ready already False since the loss: the old success still does not count.
+    const waiting = {
+      ...makePod('r').lost(5400).obj(),
+      weightsReady: { status: 'False' as const, reason: 'TransferInProgress', since: T0 + 6000 },
+    };
+    assert.equal(condition(planSource(input([seed, waiting], [old])), 'r')?.status, 'False');
+    // A transfer created after the loss that verified brings it back; so does one verified in the
+    // same second as the loss (whole-second timestamps).
+    const again = {
+      ...makeTransfer(
+        't-new',
+        { source: { type: 'Seed', seed: ref(seed) }, receivers: [ref(r)], attempt: 1 },
+        { phase: 'Succeeded', receivers: [entry('Succeeded', true)] },
+      ),
+      createdAt: T0 + 6000,
+    };
+    assert.equal(condition(planSource(input([seed, waiting], [old, again])), 'r')?.status, 'True');
+    assert.equal(
+      condition(planSource(input([seed, makePod('r').readySince(5000).lost(5400).obj()], [old])), 'r')
+        ?.status,
+      'True',
+    );
+  });
+
   it('aggregate progress is written at most every PROGRESS_WRITE_MS; a change of phase at once', () => {
     const receiver = makePod('r').obj();
     const now = T0 + 10_000;

@@ -24,8 +24,9 @@ export class EngineRank {
   readonly bucketBytes: number;
   readonly buckets: number;
   readonly slots: readonly StagingSlot[];
-  state: EngineState;
+  #state: EngineState;
   readonly #connection: FrameConnection<EngineMessage>;
+  readonly #onLoaded: () => void;
 
   constructor(
     hello: Hello,
@@ -33,6 +34,7 @@ export class EngineRank {
     bucketBytes: number,
     slots: StagingSlot[],
     connection: FrameConnection<EngineMessage>,
+    onLoaded: () => void = () => {},
   ) {
     this.rank = hello.rank;
     this.ranks = hello.ranks;
@@ -42,8 +44,20 @@ export class EngineRank {
     this.bucketBytes = bucketBytes;
     this.buckets = bucketCount(this.totalBytes, bucketBytes);
     this.slots = slots;
-    this.state = hello.state;
     this.#connection = connection;
+    this.#onLoaded = onLoaded;
+    this.#state = 'empty';
+    this.state = hello.state;
+  }
+
+  get state(): EngineState {
+    return this.#state;
+  }
+
+  /** `loaded` once the engine holds real weights (registered so, cold-loaded or verified). */
+  set state(state: EngineState) {
+    this.#state = state;
+    if (state === 'loaded') this.#onLoaded();
   }
 
   get connected(): boolean {
@@ -136,6 +150,11 @@ export interface BridgeServerOptions {
   log: Logger;
   /** Registration changed (a rank joined or left). */
   onChange?: () => void;
+  /**
+   * A rank that held real weights in this agent's lifetime registered again `empty` (the engine's
+   * container restarted): the pod's weights are gone until a new transfer. Called once per loss.
+   */
+  onWeightsLost?: (rank: number) => void;
   onInvalidMessage?: (reason: string) => void;
 }
 
@@ -143,6 +162,8 @@ export class BridgeServer {
   readonly #options: BridgeServerOptions;
   readonly #server: Server;
   readonly #ranks = new Map<number, EngineRank>();
+  /** Rank numbers whose engine held real weights since this agent started (or since the last loss). */
+  readonly #held = new Set<number>();
   #expectedRanks: number | undefined;
 
   constructor(options: BridgeServerOptions) {
@@ -292,7 +313,18 @@ export class BridgeServer {
       );
       return undefined;
     }
-    const rank = new EngineRank(hello, computed, this.#options.bucketBytes, slots, connection);
+    if (hello.state === 'empty' && this.#held.size > 0) {
+      // Any rank coming back empty leaves the pod without a whole model: every rank must be re-sent.
+      this.#held.clear();
+      this.#options.log.warn(
+        { rank: hello.rank },
+        'an engine rank that held verified weights registered empty',
+      );
+      this.#options.onWeightsLost?.(hello.rank);
+    }
+    const rank = new EngineRank(hello, computed, this.#options.bucketBytes, slots, connection, () =>
+      this.#held.add(hello.rank),
+    );
     this.#expectedRanks = hello.ranks;
     this.#ranks.set(hello.rank, rank);
     connection.send({

@@ -117,7 +117,7 @@ export class KubeStatusSink implements StatusSink {
     );
   }
 
-  async announce(annotations: Record<string, string>): Promise<void> {
+  async announce(annotations: Record<string, string | null>): Promise<void> {
     await this.#client.mergePatch(
       { ...Resources.pods, namespace: this.#namespace, name: this.#pod },
       { metadata: { annotations } },

@@ -129,12 +129,17 @@ export class LocalStatusSink implements StatusSink {
     writeJson(join(dir, `${FieldManagers.agent(this.#pod)}.json`), fragment);
   }
 
-  async announce(annotations: Record<string, string>): Promise<void> {
+  async announce(annotations: Record<string, string | null>): Promise<void> {
     const dir = join(this.#dir, 'pods');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${this.#pod}.json`);
     const current =
       (readJson(file) as { annotations?: Record<string, string> } | undefined)?.annotations ?? {};
-    writeJson(file, { annotations: { ...current, ...annotations } });
+    // As a JSON merge patch: null removes the key.
+    const merged: Record<string, string> = { ...current };
+    for (const [key, value] of Object.entries(annotations))
+      if (value === null) delete merged[key];
+      else merged[key] = value;
+    writeJson(file, { annotations: merged });
   }
 }

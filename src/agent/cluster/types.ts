@@ -34,6 +34,6 @@ export interface TransferSource {
 export interface StatusSink {
   /** Server-side apply of this agent's status entries (field manager `seedcast-agent-<pod>`). */
   applyStatus(transfer: string, fragment: StatusFragment): Promise<void>;
-  /** Merge-patches annotations onto the agent's own pod. */
-  announce(annotations: Record<string, string>): Promise<void>;
+  /** Merge-patches annotations onto the agent's own pod (`null` removes one). */
+  announce(annotations: Record<string, string | null>): Promise<void>;
 }

@@ -38,6 +38,8 @@ export const Reasons = {
   WaitingForSeed: 'WaitingForSeed',
   TransferInProgress: 'TransferInProgress',
   TransferFailed: 'TransferFailed',
+  /** The engine restarted without its weights after they were verified (the agent's record). */
+  WeightsLost: 'WeightsLost',
   // WeightTransfer
   Succeeded: 'Succeeded',
   Failed: 'Failed',
@@ -62,6 +64,7 @@ export const EventReasons = {
   RetryScheduled: 'RetryScheduled',
   PortsExhausted: 'PortsExhausted',
   WeightsReady: 'WeightsReady',
+  WeightsLost: 'WeightsLost',
   WeightSourceMissing: 'WeightSourceMissing',
   InvalidResource: 'InvalidResource',
 } as const;

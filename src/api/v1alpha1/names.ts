@@ -38,6 +38,12 @@ export const Annotations = {
    * survives the WeightTransfer being deleted before the controller read its status.
    */
   weightsVerified: `${GROUP}/weights-verified`,
+  /**
+   * Written by the agent on its own pod when an engine rank that held verified weights registered
+   * again empty (its container restarted): the time (RFC 3339), in the same write that removes
+   * `weights-verified`. The controller drops weights-ready and counts only transfers after it.
+   */
+  weightsLost: `${GROUP}/weights-lost`,
   /** Written by the controller: `seed` once the pod holds verified weights. */
   role: `${GROUP}/role`,
   /** Standard Kubernetes annotation the ReplicaSet controller reads on scale-in. */
@@ -47,6 +53,13 @@ export const Annotations = {
 /** The value of `Annotations.weightsVerified`: `seed/<transfer>` or `storage/<transfer>`. */
 export function weightsVerifiedValue(source: 'Seed' | 'Storage', transfer: string): string {
   return `${source === 'Seed' ? 'seed' : 'storage'}/${transfer}`;
+}
+
+/** Parses `Annotations.weightsLost` into epoch ms; undefined for anything that is not a time. */
+export function parseWeightsLost(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(value)) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
 }
 
 /** Parses `Annotations.weightsVerified`; undefined for anything else (a hand edit, a typo). */

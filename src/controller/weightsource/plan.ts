@@ -43,7 +43,15 @@ export interface ObservedPod {
   deleting: boolean;
   /** The pod's own Ready condition (kubelet: containers ready and every readiness gate True). */
   podReady: boolean;
-  weightsReady?: { status: 'True' | 'False' | 'Unknown'; reason: string; message?: string };
+  weightsReady?: {
+    status: 'True' | 'False' | 'Unknown';
+    reason: string;
+    message?: string;
+    /** The condition's lastTransitionTime (epoch ms, whole seconds). */
+    since?: number;
+  };
+  /** The agent's record that an engine rank lost its weights (annotation `weights-lost`, epoch ms). */
+  weightsLostAt?: number;
   role?: string;
   deletionCost?: string;
   /** When the controller first saw the agent's announcement (batch window, maxWaitSeconds). */
@@ -173,9 +181,30 @@ export function isAnnounced(pod: ObservedPod): boolean {
   return (pod.fingerprint ?? '') !== '' && (pod.agentEndpoint ?? '') !== '';
 }
 
-/** A seed: verified weights (our condition True), Ready, announced, not going away. */
+/**
+ * The second the agent recorded a weights loss, when there is one: conditions and creation times
+ * have whole seconds, so a loss counts against what happened before its second.
+ */
+function lostAt(pod: ObservedPod): number | undefined {
+  return pod.weightsLostAt === undefined ? undefined : Math.floor(pod.weightsLostAt / 1000) * 1000;
+}
+
+/** Weights-ready is True but older than the agent's record of a loss (the engine restarted empty). */
+export function lostSinceReady(pod: ObservedPod): boolean {
+  const lost = lostAt(pod);
+  if (lost === undefined || pod.weightsReady?.status !== 'True') return false;
+  return pod.weightsReady.since === undefined || pod.weightsReady.since < lost;
+}
+
+/** A seed: verified weights (our condition True, not lost since), Ready, announced, not going away. */
 export function isSeed(pod: ObservedPod): boolean {
-  return !pod.deleting && pod.podReady && isAnnounced(pod) && pod.weightsReady?.status === 'True';
+  return (
+    !pod.deleting &&
+    pod.podReady &&
+    isAnnounced(pod) &&
+    pod.weightsReady?.status === 'True' &&
+    !lostSinceReady(pod)
+  );
 }
 
 /** Lowest `count` ports of the range free on every pod in `pods`. */
@@ -398,14 +427,29 @@ export function planSource(input: SourcePlanInput): SourcePlan {
       );
       continue;
     }
+    const lost = lostAt(pod);
     if (pod.weightsReady?.status === 'True') {
-      decide(pod, keep(pod));
-      if (!isSeed(pod)) pendingSeeds.add(pod.fingerprint as string);
-      continue;
+      if (!lostSinceReady(pod)) {
+        decide(pod, keep(pod));
+        if (!isSeed(pod)) pendingSeeds.add(pod.fingerprint as string);
+        continue;
+      }
+      // The engine restarted without its weights after they were verified: the pod must not serve
+      // (the condition turns False below, with whatever this pod waits for now) and gets them again.
+      plan.events.push({
+        regarding: { kind: 'Pod', name: pod.name, uid: pod.uid },
+        reason: EventReasons.WeightsLost,
+        type: 'Warning',
+        action: 'Verify',
+        note: `the engine lost its weights at ${new Date(pod.weightsLostAt as number).toISOString()} (the agent's record on the pod); not ready until they are sent again`,
+      });
     }
-    const mine = (byReceiver.get(pod.uid) ?? []).sort(
+    const all = (byReceiver.get(pod.uid) ?? []).sort(
       (a, b) => a.spec.attempt - b.spec.attempt || a.createdAt - b.createdAt,
     );
+    // After a loss only transfers created since count (an earlier success delivered what is gone);
+    // the attempt number still counts them all, so a new transfer's name is never an old one's.
+    const mine = lost === undefined ? all : all.filter((t) => t.createdAt >= lost);
     const won = mine.find(
       (t) => receiverOutcome(t.status, outcomes.get(t.name) ?? 'Pending', pod.name) === 'succeeded',
     );
@@ -436,7 +480,12 @@ export function planSource(input: SourcePlanInput): SourcePlan {
     const record = pod.verifiedBy;
     const recorded =
       record === undefined ? undefined : input.transfers.find((t) => t.name === record.transfer);
-    if (record !== undefined && (recorded === undefined || recordNames(record, recorded, pod.uid))) {
+    const recordBeforeLoss = lost !== undefined && recorded !== undefined && recorded.createdAt < lost;
+    if (
+      record !== undefined &&
+      !recordBeforeLoss &&
+      (recorded === undefined || recordNames(record, recorded, pod.uid))
+    ) {
       const seedPod = recorded?.spec.source.seed?.pod;
       const from =
         record.source === 'Storage' ? 'storage' : seedPod === undefined ? 'a seed' : `seed ${seedPod}`;
@@ -458,7 +507,7 @@ export function planSource(input: SourcePlanInput): SourcePlan {
       );
       continue;
     }
-    const history: History = { attempts: mine.length, seedFailures: 0, failedSeeds: new Set() };
+    const history: History = { attempts: all.length, seedFailures: 0, failedSeeds: new Set() };
     for (const t of mine) {
       if (t.spec.source.seed === undefined) continue;
       // A group that failed because another receiver vanished does not count against this one.

@@ -13,6 +13,7 @@ import {
   Kinds,
   Labels,
   Plurals,
+  parseWeightsLost,
   parseWeightsVerified,
   Reasons,
   VERSION,
@@ -307,6 +308,7 @@ export class WeightSourceReconciler {
       fingerprint: annotations[Annotations.fingerprint],
       agentEndpoint: annotations[Annotations.agentEndpoint],
       verifiedBy: parseWeightsVerified(annotations[Annotations.weightsVerified]),
+      weightsLostAt: parseWeightsLost(annotations[Annotations.weightsLost]),
       deleting:
         pod.metadata.deletionTimestamp !== undefined ||
         pod.status?.phase === 'Failed' ||
@@ -319,6 +321,7 @@ export class WeightSourceReconciler {
               status: weights.status as 'True' | 'False' | 'Unknown',
               reason: weights.reason,
               message: weights.message,
+              since: parseTime(weights.lastTransitionTime),
             },
       role: annotations[Annotations.role],
       deletionCost: annotations[Annotations.podDeletionCost],
