@@ -53,6 +53,24 @@ def tensors(fill: bool):
     return out
 
 
+def meet(role, path, nccl, ts):
+    """One cast's rendezvous through a file: the seed writes a fresh unique id, the receiver waits
+    for it and zeroes its tensors (so every cast must deliver every byte)."""
+    if role == "seed":
+        uid = nccl.unique_id()
+        with open(path + ".tmp", "w") as f:
+            f.write(uid)
+        os.replace(path + ".tmp", path)
+    else:
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        uid = open(path).read()
+        for t in ts:
+            t.zero_()
+    torch.cuda.synchronize()
+    return uid
+
+
 def grouped(role, out, caster, copier, plan, ts, expected, nccl):
     """Experiment (ADR 0002, not built): no pack/unpack at all — per bucket one ncclGroupStart/End
     of ncclBroadcasts straight from/into each tensor segment (contiguous tensors only). Bandwidth
@@ -65,19 +83,7 @@ def grouped(role, out, caster, copier, plan, ts, expected, nccl):
     out_runs = []
     for variant in ("per-bucket", "one-group"):
         for rep in range(2):
-            idf = os.path.join(out, f"g-uid-{variant}-{rep}")
-            if role == "seed":
-                uid = nccl.unique_id()
-                with open(idf + ".tmp", "w") as f:
-                    f.write(uid)
-                os.replace(idf + ".tmp", idf)
-            else:
-                while not os.path.exists(idf):
-                    time.sleep(0.01)
-                uid = open(idf).read()
-                for t in ts:
-                    t.zero_()
-            torch.cuda.synchronize()
+            uid = meet(role, os.path.join(out, f"g-uid-{variant}-{rep}"), nccl, ts)
             import base64
             stats = {}
             deadline = time.monotonic() + 60
@@ -131,19 +137,7 @@ def main():
         caster = DirectCaster(copier, 0, nccl)
         run = {"bucket_mib": mib, "buckets": plan.buckets, "warm_s": caster.warm(plan, slots), "casts": []}
         for _ in range(3):
-            idf = os.path.join(out, f"uid-{round_}")
-            if role == "seed":
-                uid = nccl.unique_id()
-                with open(idf + ".tmp", "w") as f:
-                    f.write(uid)
-                os.replace(idf + ".tmp", idf)
-            else:
-                while not os.path.exists(idf):
-                    time.sleep(0.01)
-                uid = open(idf).read()
-                for t in ts:
-                    t.zero_()
-            torch.cuda.synchronize()
+            uid = meet(role, os.path.join(out, f"uid-{round_}"), nccl, ts)
             t0 = time.perf_counter()
             r = caster.cast(role="send" if role == "seed" else "receive", plan=plan, slots=slots, unique_id=uid,
                             comm_rank=0 if role == "seed" else 1, nranks=2, init_timeout=60, timeout=60)
