@@ -72,9 +72,21 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
       [Annotations.agentEndpoint]: `${config.podIp}:${httpPort}`,
     };
     deps.sink.announce(annotations).then(
-      () => {
+      (onPod) => {
         announceRetryMs = 1000;
         log.info({ fingerprint: engine.podFingerprint, ranks: engine.ranks.length }, 'announced on the pod');
+        // The pod says its weights were verified, but a rank registered empty: agent and engine
+        // restarted together (the bridge of this new process never saw the weights to miss them).
+        if (
+          onPod?.[Annotations.weightsVerified] !== undefined &&
+          engine.ranks.some((rank) => rank.state === 'empty')
+        ) {
+          log.warn(
+            { record: onPod[Annotations.weightsVerified] },
+            'the pod records verified weights the engine does not hold',
+          );
+          recordLoss(new Date().toISOString());
+        }
       },
       (err) => {
         log.error({ err: errorMessage(err), retryInMs: announceRetryMs }, 'announcing on the pod failed');

@@ -66,6 +66,7 @@ test('a failed announcement is retried until the API server takes it', async (t)
         attempts++;
         if (attempts <= 2) throw new Error('connect ECONNREFUSED (API server restarting)');
         announced = annotations;
+        return undefined;
       },
     },
   });
@@ -96,6 +97,7 @@ test('an engine that held weights and comes back empty: the record goes and the 
       announce: async (annotations) => {
         if ('seedcast.dev/weights-lost' in annotations && failLoss-- > 0) throw new Error('API server away');
         writes.push(annotations);
+        return undefined;
       },
     },
   });
@@ -144,4 +146,56 @@ test('an engine that held weights and comes back empty: the record goes and the 
   assert.equal(await ranks(), 1, 'the engine registered again');
   assert.equal(writes.filter((w) => 'seedcast.dev/weights-lost' in w).length, 1);
   assert.equal(agent.metrics.weightsLost, 1);
+});
+
+test('agent and engine restarted together: the pod still records verified weights, the engine registers empty — a loss', async (t) => {
+  for (const [engineState, lossExpected] of [
+    ['empty', true],
+    ['loaded', false], // the agent alone restarted beside a live engine: nothing lost
+  ] as const) {
+    const dir = mkdtempSync(join(tmpdir(), 'sc-both-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const socket = join(dir, 'agent.sock');
+    // The pod as the API server holds it: the record of the earlier verification is still there.
+    const onPod: Record<string, string> = { 'seedcast.dev/weights-verified': 'seed/wt-0-abcdefg' };
+    const writes: Array<Record<string, string | null>> = [];
+    const agent = await startAgent(agentConfig(dir, socket), {
+      log: createLogger({ name: 'both-test', level: 'silent' }),
+      source: {
+        run: (_events, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve())),
+      },
+      sink: {
+        applyStatus: async () => {},
+        announce: async (annotations) => {
+          writes.push(annotations);
+          for (const [k, v] of Object.entries(annotations))
+            if (v === null) delete onPod[k];
+            else onPod[k] = v;
+          return { ...onPod };
+        },
+      },
+    });
+    const engine = fixtureEngine(socket, engineState);
+    t.after(async () => {
+      engine.kill('SIGKILL');
+      await agent.close();
+    });
+    const until = Date.now() + 30_000;
+    while (!writes.some((w) => w['seedcast.dev/fingerprint'] !== undefined) && Date.now() < until)
+      await sleep(50);
+    await sleep(lossExpected ? 0 : 500);
+    const lossWrite = async () => {
+      const end = Date.now() + (lossExpected ? 10_000 : 0);
+      do {
+        const found = writes.find((w) => 'seedcast.dev/weights-lost' in w);
+        if (found !== undefined) return found;
+        await sleep(50);
+      } while (Date.now() < end);
+      return undefined;
+    };
+    const loss = await lossWrite();
+    assert.equal(loss !== undefined, lossExpected, `engine registered ${engineState}`);
+    if (lossExpected) assert.equal(onPod['seedcast.dev/weights-verified'], undefined, 'the record is gone');
+    else assert.equal(onPod['seedcast.dev/weights-verified'], 'seed/wt-0-abcdefg');
+  }
 });

@@ -16,7 +16,9 @@ function sink(failures = 0) {
       if (failing-- > 0) throw new Error('API server away');
       writes.push({ at: performance.now(), fragment });
     },
-    async announce() {},
+    async announce() {
+      return undefined;
+    },
   };
   return s;
 }
@@ -32,7 +34,9 @@ describe('status reporter', () => {
         if (!exists) throw new KubeApiError(404, 'NotFound', 'weighttransfers "wt" not found', 'PATCH');
         writes.push(fragment);
       },
-      async announce() {},
+      async announce() {
+        return undefined;
+      },
     };
     const r = new StatusReporter(gone, 'wt', 50, silentLogger());
     r.set(seed(1));

@@ -117,11 +117,12 @@ export class KubeStatusSink implements StatusSink {
     );
   }
 
-  async announce(annotations: Record<string, string | null>): Promise<void> {
-    await this.#client.mergePatch(
+  async announce(annotations: Record<string, string | null>): Promise<Record<string, string> | undefined> {
+    const pod = await this.#client.mergePatch(
       { ...Resources.pods, namespace: this.#namespace, name: this.#pod },
       { metadata: { annotations } },
       FieldManagers.agent(this.#pod),
     );
+    return pod.metadata.annotations;
   }
 }

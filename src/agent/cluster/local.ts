@@ -129,7 +129,7 @@ export class LocalStatusSink implements StatusSink {
     writeJson(join(dir, `${FieldManagers.agent(this.#pod)}.json`), fragment);
   }
 
-  async announce(annotations: Record<string, string | null>): Promise<void> {
+  async announce(annotations: Record<string, string | null>): Promise<Record<string, string> | undefined> {
     const dir = join(this.#dir, 'pods');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${this.#pod}.json`);
@@ -141,5 +141,6 @@ export class LocalStatusSink implements StatusSink {
       if (value === null) delete merged[key];
       else merged[key] = value;
     writeJson(file, { annotations: merged });
+    return merged;
   }
 }

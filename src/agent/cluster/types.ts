@@ -34,6 +34,10 @@ export interface TransferSource {
 export interface StatusSink {
   /** Server-side apply of this agent's status entries (field manager `seedcast-agent-<pod>`). */
   applyStatus(transfer: string, fragment: StatusFragment): Promise<void>;
-  /** Merge-patches annotations onto the agent's own pod (`null` removes one). */
-  announce(annotations: Record<string, string | null>): Promise<void>;
+  /**
+   * Merge-patches annotations onto the agent's own pod (`null` removes one); resolves with the
+   * pod's annotations after the patch where the sink sees them (the API server returns the pod, so
+   * no `get` permission is needed).
+   */
+  announce(annotations: Record<string, string | null>): Promise<Record<string, string> | undefined>;
 }
