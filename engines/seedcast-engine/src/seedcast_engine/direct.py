@@ -394,11 +394,15 @@ class DirectCaster:
         self._poll(comm, deadline, "ncclCommInitRankConfig (a peer never arrived)")
         # NCCL connects its ring lazily, in the first collective (~165 ms on H200s): pay it here.
         t1 = time.monotonic()
-        scratch = self.torch.zeros(CONNECT_BYTES, dtype=self.torch.uint8, device=self.device)
-        done = self.torch.cuda.Event()
-        self._broadcast(comm, scratch.data_ptr(), CONNECT_BYTES, deadline)
-        done.record(self.stream)
-        self._wait(comm, done, deadline, "the connect broadcast")
+        try:
+            scratch = self.torch.zeros(CONNECT_BYTES, dtype=self.torch.uint8, device=self.device)
+            done = self.torch.cuda.Event()
+            self._broadcast(comm, scratch.data_ptr(), CONNECT_BYTES, deadline)
+            done.record(self.stream)
+            self._wait(comm, done, deadline, "the connect broadcast")
+        except BaseException:
+            self._abort_comm(comm)  # whatever failed (an allocation included): never leave it open
+            raise
         now = time.monotonic()
         stats["connectMs"] = (now - t1) * 1e3
         stats["initMs"] = (now - t0) * 1e3
