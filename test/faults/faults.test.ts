@@ -340,7 +340,17 @@ async function scaleOut(s: Scene, replicas: number, fault: Fault | undefined): P
  */
 async function recheckWeights(s: Scene): Promise<void> {
   let reference: string[] | undefined;
-  await s.scenario.observer.poll(); // current pods, not the last poll's
+  // Current pods, not the last poll's. Right after an API-server restart its watch cache may still
+  // be refilling (429 "storage is (re)initializing", seen in CI): retry what the server says to retry.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await s.scenario.observer.poll();
+      break;
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.retryable) || attempt >= 40) throw err;
+      await sleep(250);
+    }
+  }
   for (const pod of s.scenario.observer.current()) {
     if (pod.readyAt === undefined) continue;
     const dir = s.scenario.runner?.podDir(s.namespace, pod.name);
