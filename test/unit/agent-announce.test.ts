@@ -9,8 +9,14 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAgent } from '../../src/agent/agent.ts';
+import type { TransferSource } from '../../src/agent/cluster/types.ts';
 import { loadConfig } from '../../src/agent/config.ts';
 import { createLogger } from '../../src/shared/log.ts';
+
+/** A transfer source that never delivers one (these tests are about the pod's annotations). */
+const noTransfers: TransferSource = {
+  run: (_events, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve())),
+};
 
 function agentConfig(dir: string, socket: string) {
   return loadConfig(
@@ -57,9 +63,7 @@ test('a failed announcement is retried until the API server takes it', async (t)
   let announced: Record<string, string | null> | undefined;
   const agent = await startAgent(config, {
     log: createLogger({ name: 'announce-test', level: 'silent' }),
-    source: {
-      run: (_events, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve())),
-    },
+    source: noTransfers,
     sink: {
       applyStatus: async () => {},
       announce: async (annotations) => {
@@ -89,9 +93,7 @@ test('an engine that held weights and comes back empty: the record goes and the 
   let failLoss = 1;
   const agent = await startAgent(agentConfig(dir, socket), {
     log: createLogger({ name: 'lost-test', level: 'silent' }),
-    source: {
-      run: (_events, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve())),
-    },
+    source: noTransfers,
     sink: {
       applyStatus: async () => {},
       announce: async (annotations) => {
@@ -161,9 +163,7 @@ test('agent and engine restarted together: the pod still records verified weight
     const writes: Array<Record<string, string | null>> = [];
     const agent = await startAgent(agentConfig(dir, socket), {
       log: createLogger({ name: 'both-test', level: 'silent' }),
-      source: {
-        run: (_events, signal) => new Promise((resolve) => signal.addEventListener('abort', () => resolve())),
-      },
+      source: noTransfers,
       sink: {
         applyStatus: async () => {},
         announce: async (annotations) => {

@@ -699,12 +699,7 @@ export class NcclTransport implements Transport {
       const actual = await wire.checksum(0, bytes);
       stats.checksumMs += performance.now() - tSum;
       const want = await io.expectChecksum(bucket);
-      if (actual !== want)
-        throw new TransferError(
-          'SEEDCAST_ERR_CHECKSUM',
-          Reasons.ChecksumMismatch,
-          `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
-        );
+      if (actual !== want) throw checksumMismatch(bucket, actual, want);
       if (bucket >= SLOTS_PER_RANK) {
         const tWait = performance.now();
         await Promise.race([(drained[bucket - SLOTS_PER_RANK] as Deferred<void>).promise, io.failedPromise]);
@@ -788,6 +783,12 @@ export class NcclTransport implements Transport {
     let comm: Communicator | undefined;
     let aborting: Promise<void> | undefined;
     let casting: Promise<unknown> | undefined;
+    /** Stops what holds NCCL now: this agent's communicator, or its engine's direct cast. */
+    const abortRunning = (): void => {
+      if (aborting !== undefined) return;
+      if (comm !== undefined) aborting = comm.abort().catch(() => {});
+      else if (casting !== undefined) aborting = abortCast(engine, casting, ctx.stepTimeoutMs);
+    };
     const offerDirect = this.#options.direct !== false && engine.direct;
     let failed: TransferError | undefined;
     let socket: Socket | undefined;
@@ -808,9 +809,7 @@ export class NcclTransport implements Transport {
       failed = asTransferError(err, Reasons.SeedLost);
       if (socket !== undefined && !socket.destroyed)
         socket.end(encode({ v: V, type: 'abort', reason: failed.reason, message: truncate(failed.message) }));
-      if (comm !== undefined && aborting === undefined) aborting = comm.abort().catch(() => {});
-      else if (casting !== undefined && aborting === undefined)
-        aborting = abortCast(engine, casting, ctx.stepTimeoutMs);
+      abortRunning();
       rejectFailed(failed);
     };
     const unlink = onAbort(ctx.signal, () => fail(ctx.signal.reason));
@@ -837,6 +836,17 @@ export class NcclTransport implements Transport {
           ctx.stepTimeoutMs,
         ).unref(),
       );
+    /** The seed's checksum of `bucket`: at once if it came, else when it comes (or the step times out). */
+    const expectChecksum = (bucket: number): Promise<string | undefined> =>
+      expected.has(bucket)
+        ? Promise.resolve(takeExpected(bucket))
+        : Promise.race([
+            new Promise<string | undefined>((resolve) =>
+              checksumWaiters.set(bucket, () => resolve(takeExpected(bucket))),
+            ),
+            failedPromise,
+            checksumTimeout(bucket),
+          ]);
     try {
       const accepted = await new Promise<Accept>((resolve, reject) => {
         const nonce = newNonce();
@@ -1005,28 +1015,14 @@ export class NcclTransport implements Transport {
         });
         casting = cast;
         cast.catch(() => {});
-        if (failed !== undefined && aborting === undefined)
-          aborting = abortCast(engine, cast, ctx.stepTimeoutMs);
+        if (failed !== undefined) abortRunning();
         const result = await Promise.race([cast, failedPromise]);
         casting = undefined;
         castStats(stats, result);
         const tSum = performance.now();
         for (const [bucket, actual] of result.checksums.entries()) {
-          const want = expected.has(bucket)
-            ? takeExpected(bucket)
-            : await Promise.race([
-                new Promise<string | undefined>((resolve) =>
-                  checksumWaiters.set(bucket, () => resolve(takeExpected(bucket))),
-                ),
-                failedPromise,
-                checksumTimeout(bucket),
-              ]);
-          if (actual !== want)
-            throw new TransferError(
-              'SEEDCAST_ERR_CHECKSUM',
-              Reasons.ChecksumMismatch,
-              `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
-            );
+          const want = await expectChecksum(bucket);
+          if (actual !== want) throw checksumMismatch(bucket, actual, want);
         }
         stats.checksumMs = performance.now() - tSum;
         ctx.onProgress(engine.totalBytes);
@@ -1048,7 +1044,7 @@ export class NcclTransport implements Transport {
       initing.then(
         (c) => {
           comm = c;
-          if (failed !== undefined && aborting === undefined) aborting = c.abort().catch(() => {});
+          if (failed !== undefined) abortRunning();
         },
         () => {},
       );
@@ -1062,16 +1058,7 @@ export class NcclTransport implements Transport {
       if (ring.length > 0) {
         await this.#receiveRing(ctx, c, slots, ring, stats, {
           failedPromise,
-          expectChecksum: (bucket) => {
-            if (expected.has(bucket)) return Promise.resolve(takeExpected(bucket));
-            return Promise.race([
-              new Promise<string | undefined>((resolve) =>
-                checksumWaiters.set(bucket, () => resolve(takeExpected(bucket))),
-              ),
-              failedPromise,
-              checksumTimeout(bucket),
-            ]);
-          },
+          expectChecksum,
           fail,
           failure: () => failed,
         });
@@ -1089,19 +1076,8 @@ export class NcclTransport implements Transport {
         const tSum = performance.now();
         const actual = await slot.checksum(bytes);
         stats.checksumMs += performance.now() - tSum;
-        if (!expected.has(bucket))
-          await Promise.race([
-            new Promise<void>((resolve) => checksumWaiters.set(bucket, resolve)),
-            failedPromise,
-            checksumTimeout(bucket),
-          ]);
-        const want = takeExpected(bucket);
-        if (actual !== want)
-          throw new TransferError(
-            'SEEDCAST_ERR_CHECKSUM',
-            Reasons.ChecksumMismatch,
-            `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
-          );
+        const want = await expectChecksum(bucket);
+        if (actual !== want) throw checksumMismatch(bucket, actual, want);
         // Drains go to the engine in bucket order, and none starts once a bucket has failed.
         if (previous !== undefined) await Promise.race([previous, failedPromise]);
         if (failed !== undefined) throw failed;
@@ -1191,7 +1167,15 @@ function castStats(stats: NcclRankStats, result: CastDone): void {
   stats.broadcastMs = figure('castMs');
   stats.broadcastGpuMs = figure('gpuMs');
   stats.broadcastSpanMs = figure('gpuMs');
-  stats.teardownMs = figure('teardownMs');
+  // The engine finalizes its communicator after answering (off the critical path): no teardown here.
+}
+
+function checksumMismatch(bucket: number, actual: string, want: string | undefined): TransferError {
+  return new TransferError(
+    'SEEDCAST_ERR_CHECKSUM',
+    Reasons.ChecksumMismatch,
+    `bucket ${bucket} checksum ${actual} differs from the seed's ${want}`,
+  );
 }
 
 function splitAddress(address: string): [string, number] {

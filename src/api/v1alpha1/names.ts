@@ -1,6 +1,8 @@
 // Every name that crosses a process boundary (labels, annotations, conditions, field managers)
 // lives here, so the controller, the agent and the tests can never disagree on a spelling.
 
+import { parseTime } from '../../shared/clock.ts';
+
 export const GROUP = 'seedcast.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -58,8 +60,7 @@ export function weightsVerifiedValue(source: 'Seed' | 'Storage', transfer: strin
 /** Parses `Annotations.weightsLost` into epoch ms; undefined for anything that is not a time. */
 export function parseWeightsLost(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(value)) return undefined;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? undefined : ms;
+  return parseTime(value);
 }
 
 /** Parses `Annotations.weightsVerified`; undefined for anything else (a hand edit, a typo). */

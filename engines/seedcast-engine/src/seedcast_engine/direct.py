@@ -242,6 +242,14 @@ class DirectCaster:
         self._lock = threading.Lock()
         self._comm: ctypes.c_void_p | None = None
         self._teardown: threading.Thread | None = None
+        self.teardown_ms: float | None = None  # the last communicator's finalize + destroy
+        self._steps: tuple[BucketPlan, list[CastStep]] | None = None
+
+    def _steps_of(self, plan: BucketPlan) -> list[CastStep]:
+        """The cast's broadcasts for `plan`, worked out once per plan (warm and every cast share them)."""
+        if self._steps is None or self._steps[0] is not plan:
+            self._steps = (plan, cast_steps(plan))
+        return self._steps[1]
 
     def _copy(self, step: CastStep, view: Any, stream: Any, *, pack: bool) -> None:
         """Enqueue one step's pack (tensors -> slot view) or unpack on `stream`."""
@@ -259,7 +267,7 @@ class DirectCaster:
             copy.wait_stream(torch.cuda.current_stream(self.device))
             scratch = torch.zeros(2, dtype=torch.int32, device=self.device)
             bufs = [s.tensor(pin=True) for s in slots[:2]]
-            for step in cast_steps(plan):  # also cuts the views of the first and last buckets' pieces
+            for step in self._steps_of(plan):  # also cuts the views of the first and last buckets' pieces
                 view = bufs[step.bucket % 2][step.offset : step.offset + step.length]
                 self._copy(step, view, copy, pack=True)
             if plan.buckets:
@@ -272,7 +280,7 @@ class DirectCaster:
         t = self._teardown
         if t is not None:
             t.join(timeout)
-        return getattr(self, "teardown_ms", None)
+        return self.teardown_ms
 
     # ------------------------------------------------------------------ abort (any thread)
     def abort(self) -> None:
@@ -308,7 +316,7 @@ class DirectCaster:
         deadline = started + timeout
         stats: dict[str, Any] = {"initMs": 0.0, "connectMs": 0.0, "castMs": 0.0, "gpuMs": 0.0}
         n = plan.buckets
-        steps = cast_steps(plan)
+        steps = self._steps_of(plan)
         with torch.cuda.device(self.device):
             bufs = [s.tensor(pin=True) for s in slots[:2]]
             sums = torch.zeros((max(len(steps), 1), 2), dtype=torch.int32, device=self.device)

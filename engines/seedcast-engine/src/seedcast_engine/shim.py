@@ -71,8 +71,9 @@ class Shim:
         self.outcome: dict[str, Any] | None = None  # last `complete`
         self.drained: set[int] = set()
         self.timeline: dict[str, float] = {}
-        # Direct casts (docs/bridge-protocol.md): a DirectCaster when this rank can join NCCL itself.
-        self.caster = caster
+        # Direct casts (docs/bridge-protocol.md): a DirectCaster when this rank can join NCCL itself
+        # (cuda staging only: a cast moves buckets through the rank's device slots).
+        self.caster = caster if memory == "cuda" else None
         self.cast_received = False  # a receive cast landed bytes that are not verified yet
         self.last_cast: dict[str, Any] | None = None
 
@@ -89,7 +90,7 @@ class Shim:
             tensors=self.table,
             fingerprint=self.fingerprint,
             state=self.state,
-            direct={"transport": "nccl"} if self.caster is not None and self.memory == "cuda" else None,
+            direct={"transport": "nccl"} if self.caster is not None else None,
         )
         validate(msg, ENGINE_TO_AGENT)  # our own table must pass the agent's rules
         size = len(encode_frame(msg)) - 4 if _fits(msg) else MAX_FRAME + 1
@@ -142,8 +143,12 @@ class Shim:
         prepare = getattr(self.copier, "prepare", None)
         if prepare is not None:  # TorchCopier: cut the bucket views before any transfer
             prepare(plan, list(self.slots.values()))
-        if self.caster is not None and self.memory == "cuda":  # load the cast's kernels now, not in a transfer
-            self.timeline["cast_warm_s"] = self.caster.warm(plan, [self.slots[k] for k in sorted(self.slots)])
+        if self.caster is not None:  # load the cast's kernels now, not in a transfer
+            self.timeline["cast_warm_s"] = self.caster.warm(plan, self._slot_list())
+
+    def _slot_list(self) -> list[Any]:
+        """The mapped slots in slot order (a cast uses slot k % 2 for bucket k)."""
+        return [self.slots[k] for k in sorted(self.slots)]
 
     def _open_slots(self, descs: Sequence[Mapping[str, Any]]) -> None:
         forget = getattr(self.copier, "forget_slots", None)
@@ -204,7 +209,7 @@ class Shim:
 
     def _cast(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Join the rank's communicator and send or receive every bucket (runs on the worker)."""
-        if self.caster is None or self.memory != "cuda":
+        if self.caster is None:
             raise SeedcastError(errors.INVALID, "cast: this engine did not offer direct casts", retryable=False)
         if self.plan is None:
             raise SeedcastError(errors.PROTOCOL, "cast before welcome")
@@ -223,7 +228,7 @@ class Shim:
         result = self.caster.cast(
             role=role,
             plan=self.plan,
-            slots=[self.slots[k] for k in sorted(self.slots)],
+            slots=self._slot_list(),
             unique_id=msg["uniqueId"],
             comm_rank=msg["commRank"],
             nranks=msg["nranks"],
