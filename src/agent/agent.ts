@@ -8,6 +8,7 @@ import type { Logger } from '../shared/log.ts';
 import { BridgeServer } from './bridge/server.ts';
 import type { StatusSink, TransferSource } from './cluster/types.ts';
 import type { AgentConfig } from './config.ts';
+import { checksumPlacement, usableCpus } from './cpus.ts';
 import { CudaStagedTransport } from './memory/cuda-tcp.ts';
 import { HostStagingMemory } from './memory/host.ts';
 import { openHostMapper } from './memory/host-mapping.ts';
@@ -43,6 +44,10 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
   ]);
   for (const extra of deps.memory ?? []) memory.set(extra.kind, extra);
   const pool = new ChunkPool(config.chunkBytes, config.poolChunks);
+  const cpus = usableCpus();
+  const receiveChecksum = checksumPlacement(config.tcpReceiveChecksum, cpus);
+  if (mapper !== undefined)
+    log.info({ cpus, receiveChecksum, setting: config.tcpReceiveChecksum }, 'tcp receive checksums');
   const tcp = new TcpTransport({
     streams: config.streams,
     chunkBytes: config.chunkBytes,
@@ -50,6 +55,7 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps): Promise<
     pool,
     ...(mapper === undefined ? {} : { sum: mapper.sum }),
     ...(mapper?.sumAsync === undefined ? {} : { sumAsync: mapper.sumAsync }),
+    receiveChecksum,
     onRefused: (r) => metrics.peerRefused(r),
   });
   // With cuda slots, tcp stages through pinned host mirrors (host slots pass through unchanged).

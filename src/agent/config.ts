@@ -139,6 +139,12 @@ export const SETTINGS = {
     schema: z.enum(['auto', 'on', 'off']).default('auto'),
     help: 'map host staging slots through the native addon, so tcp reads and writes sockets in place: auto (if the addon loads), on (required), off',
   },
+  tcpReceiveChecksum: {
+    env: 'SEEDCAST_TCP_RECEIVE_CHECKSUM',
+    flag: 'tcp-receive-checksum',
+    schema: z.enum(['auto', 'inline', 'pool']).default('auto'),
+    help: 'where a tcp receiver checksums what lands in place: inline (its socket thread, while the bytes are in cache: least CPU), pool (a libuv pool thread: frees the socket thread), auto (pool with 4 or more usable CPUs)',
+  },
   gpu: {
     env: 'SEEDCAST_GPU',
     flag: 'gpu',

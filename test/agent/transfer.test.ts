@@ -18,15 +18,15 @@ describe('tcp transfer between agent processes', () => {
   before(async () => {
     seed = await h.pod({ name: 'seed-0', tp: 2, size: '6Mi', state: 'loaded' });
     // recv-b reads and writes its slots with positional I/O: both data paths, one wire format.
+    // recv-a checksums what lands on its socket thread, recv-c on a pool thread.
+    const flags: Record<string, Record<string, string>> = {
+      'recv-a': { 'tcp-receive-checksum': 'inline' },
+      'recv-b': { 'host-mapping': 'off' },
+      'recv-c': { 'tcp-receive-checksum': 'pool' },
+    };
     receivers = await Promise.all(
       ['recv-a', 'recv-b', 'recv-c'].map((name) =>
-        h.pod({
-          name,
-          tp: 2,
-          size: '6Mi',
-          state: 'empty',
-          ...(name === 'recv-b' ? { agentFlags: { 'host-mapping': 'off' } } : {}),
-        }),
+        h.pod({ name, tp: 2, size: '6Mi', state: 'empty', agentFlags: flags[name] ?? {} }),
       ),
     );
   });
@@ -59,6 +59,15 @@ describe('tcp transfer between agent processes', () => {
     assert.equal(mapped(h, seed), MAPPING);
     assert.equal(mapped(h, receivers[0] as Pod), MAPPING);
     assert.equal(mapped(h, receivers[1] as Pod), false);
+    if (MAPPING) {
+      const placement = (pod: Pod): unknown =>
+        readFileSync(join(h.dir, `${pod.name}-agent.log`), 'utf8')
+          .split('\n')
+          .filter((line) => line.includes('tcp receive checksums'))
+          .map((line) => (JSON.parse(line) as { receiveChecksum: unknown }).receiveChecksum)[0];
+      assert.equal(placement(receivers[0] as Pod), 'inline');
+      assert.equal(placement(receivers[2] as Pod), 'pool');
+    }
   });
 
   it('a seed with positional I/O serves a receiver with mapped slots', async () => {

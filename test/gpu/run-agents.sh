@@ -70,9 +70,13 @@ fi
 if [ "${PART:-all}" = transport ]; then
   # issue 5 on a many-core host (docs/notes.md, Next 2): the tcp transport bench, 2 GiB per rank,
   # agents alone (null engine) and with the CPU fixture engines, plain socket copy baseline.
+  # TRANSPORT_CHECKSUMS: the receivers' SEEDCAST_TCP_RECEIVE_CHECKSUM settings to compare.
+  nproc
   for e in ${TRANSPORT_ENGINES:-null fixture}; do
-    echo "=== transport, engine $e"
-    timeout 240 "$NODE" bench/run.ts transport --size 2GiB --engine "$e" --rounds 3 --json "$OUT/transport-2g-$e.json" 2>&1 | tail -n 14
+    for c in ${TRANSPORT_CHECKSUMS:-auto}; do
+      echo "=== transport, engine $e, receive checksum $c"
+      SEEDCAST_TCP_RECEIVE_CHECKSUM=$c timeout 240 "$NODE" bench/run.ts transport --size 2GiB --engine "$e" --rounds 3 --json "$OUT/transport-2g-$e-$c.json" 2>&1 | grep -v "^  peak RSS\|^  CPU per GB, .*-engine"
+    done
   done
   echo "done $(date -u +%FT%TZ)"
   exit 0

@@ -63,6 +63,12 @@ export interface TcpTransportOptions {
    * thread writes the sockets (its busiest thread otherwise spends a third of its time summing).
    */
   sumAsync?: (bytes: Uint8Array) => Promise<Partial32x2>;
+  /**
+   * Where an in-place receiver sums what landed: `inline` on its socket thread, read by read
+   * while the bytes are in cache (least CPU), or `pool` on a pool thread (frees the socket
+   * thread on hosts with cores to spare). Needs `sumAsync` for `pool`; default `inline`.
+   */
+  receiveChecksum?: 'inline' | 'pool';
   /** A peer was refused at the handshake (for metrics). */
   onRefused?: (reason: string) => void;
 }
@@ -72,6 +78,12 @@ const PING_INTERVAL_MS = 2000;
 const discard = Buffer.alloc(64 * 1024);
 /** A receiver checksums arriving chunk bytes in pieces of at least this size (cache-hot). */
 const SUM_STEP = 128 * 1024;
+/**
+ * An in-place receiver that sums on its socket thread reads at most this much at a time, so what
+ * one read copied is still in this core's cache when it is summed (a 4 MiB read evicts its own
+ * start: the sum then reads memory again; bench `transport`, docs/agent.md).
+ */
+const READ_STEP = 256 * 1024;
 
 /** A receiver stream's chunk buffers (see `receive`). */
 interface StreamState {
@@ -484,10 +496,10 @@ export class TcpTransport implements Transport {
     const direct =
       sum !== undefined &&
       views.slice(0, Math.min(SLOTS_PER_RANK, engine.buckets)).every((v) => v !== undefined);
-    // In place with sumAsync, a chunk that landed is checksummed on a pool thread: the main
-    // thread, which reads every socket, was the receiver's busiest (issue 5). Pending sums are
-    // awaited before receive() settles: they read the slot's mapping.
-    const offThread = direct ? sumAsync : undefined;
+    // In place with receiveChecksum `pool`, a chunk that landed is checksummed on a pool thread
+    // (the main thread reads every socket; on a host with spare cores it is the receiver's
+    // busiest). Pending sums are awaited before receive() settles: they read the slot's mapping.
+    const offThread = direct && this.#options.receiveChecksum === 'pool' ? sumAsync : undefined;
     const sums = new Set<Promise<void>>();
     const [host, portText] = splitAddress(ctx.address);
     if (ctx.signal.aborted) throw asTransferError(ctx.signal.reason);
@@ -808,7 +820,13 @@ export class TcpTransport implements Transport {
               if (phase === 'header') return header.subarray(filled);
               if (phase === 'control') return control.subarray(filled);
               // After a failure nothing more lands in the slot (the engine may reuse it).
-              if (direct) return failed === undefined ? (slotTarget as Buffer).subarray(filled) : discard;
+              if (direct)
+                return failed === undefined
+                  ? (slotTarget as Buffer).subarray(
+                      filled,
+                      offThread === undefined ? filled + READ_STEP : undefined,
+                    )
+                  : discard;
               // A chunk phase starts only while the stream holds a buffer (it pauses otherwise).
               return (st.buffer as Buffer).subarray(filled, frame.length);
             },
