@@ -2,12 +2,14 @@
 // plays the kubelet's API role (binding, status, readiness); for every pod it runs, the pod
 // runner starts the pod's containers as local processes — the seedcast agent and the CPU
 // fixture engine — with the pod's environment resolved (downward API, Secrets), its emptyDir
-// volumes as local directories and its loopback pod IP, and stops them when the pod goes away.
+// volumes as local directories (on /dev/shm for `medium: Memory`, a tmpfs as the kubelet makes
+// it) and its loopback pod IP, and stops them when the pod goes away.
 // Nothing else is simulated: the processes talk to the real API server and to each other.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, statfsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '../shared/errors.ts';
 import { type KubeClient, type KubeObject, Resources } from '../shared/kube.ts';
@@ -37,7 +39,7 @@ export interface RunnablePod extends KubeObject {
     serviceAccountName?: string;
     containers: Container[];
     initContainers?: Container[];
-    volumes?: Array<{ name: string; emptyDir?: object; secret?: { secretName: string } }>;
+    volumes?: Array<{ name: string; emptyDir?: { medium?: string }; secret?: { secretName: string } }>;
   };
   status?: { phase?: string; podIP?: string };
 }
@@ -68,6 +70,8 @@ export interface PodRunnerOptions {
 interface RunningPod {
   uid: string;
   dir: string;
+  /** Where its memory-backed emptyDirs live (on /dev/shm), removed with the pod. */
+  memoryDir?: string;
   processes: Array<{ container: string; child: ChildProcess }>;
 }
 
@@ -83,7 +87,9 @@ export function localPath(
   mounts: Container['volumeMounts'],
   volumeDir: (name: string) => string,
 ): string {
-  for (const mount of mounts ?? []) {
+  // The deepest mount wins, as in a container (a volume mounted inside another volume's path).
+  const deepestFirst = [...(mounts ?? [])].sort((a, b) => b.mountPath.length - a.mountPath.length);
+  for (const mount of deepestFirst) {
     const base = mount.mountPath.replace(/\/$/, '');
     if (value === base || value.startsWith(`${base}/`))
       return volumeDir(mount.name) + value.slice(base.length);
@@ -212,7 +218,19 @@ export class PodRunner {
     const dir = join(workDir, (pod.metadata.uid ?? pod.metadata.name).slice(0, 8));
     const running: RunningPod = { uid: pod.metadata.uid ?? '', dir, processes: [] };
     this.#running.set(id, running);
-    const volumeDir = (name: string) => join(dir, 'v', name);
+    // An emptyDir with `medium: Memory` is a tmpfs, as the kubelet makes it: on /dev/shm here.
+    const memoryBacked = new Set(
+      (pod.spec.volumes ?? []).filter((v) => v.emptyDir?.medium === 'Memory').map((v) => v.name),
+    );
+    if (memoryBacked.size > 0 && tmpfsRoot() !== undefined)
+      running.memoryDir = join(
+        tmpfsRoot() as string,
+        `seedcast-pod-${createHash('sha256').update(workDir).digest('hex').slice(0, 8)}-${basename(dir)}`,
+      );
+    const volumeDir = (name: string) =>
+      memoryBacked.has(name) && running.memoryDir !== undefined
+        ? join(running.memoryDir, name)
+        : join(dir, 'v', name);
     for (const volume of pod.spec.volumes ?? []) {
       await mkdir(volumeDir(volume.name), { recursive: true });
       if (volume.secret !== undefined) {
@@ -302,10 +320,30 @@ export class PodRunner {
     await Promise.all(running.processes.map(({ child }) => terminate(child)));
     // SEEDCAST_KEEP_POD_DIRS=1: a stopped pod's directory (its containers' logs) stays, for a
     // post-mortem of a fault or bench run.
+    if (running.memoryDir !== undefined) await rm(running.memoryDir, { recursive: true, force: true });
     if (process.env.SEEDCAST_KEEP_POD_DIRS !== '1') await rm(running.dir, { recursive: true, force: true });
     this.#options.log.info({ pod: id }, 'stopped pod');
   }
 }
+
+/**
+ * Where memory-backed emptyDirs go: /dev/shm when it is there with room (a container's default
+ * 64 MiB /dev/shm would not hold staging slots; the work directory serves then, as before).
+ */
+function tmpfsRoot(): string | undefined {
+  if (tmpfsChecked) return tmpfs;
+  tmpfsChecked = true;
+  try {
+    const stats = statfsSync('/dev/shm');
+    if (stats.bavail * stats.bsize >= MIN_TMPFS_BYTES) tmpfs = '/dev/shm';
+  } catch {
+    // no /dev/shm
+  }
+  return tmpfs;
+}
+let tmpfs: string | undefined;
+let tmpfsChecked = false;
+const MIN_TMPFS_BYTES = 2 * 2 ** 30;
 
 const key = (pod: KubeObject) => `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;
 

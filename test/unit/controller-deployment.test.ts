@@ -7,6 +7,8 @@ import {
   AgentEnv,
   RUN_VOLUME,
   renderAgentInjection,
+  STAGING_DIR,
+  STAGING_VOLUME,
 } from '../../src/controller/inferencedeployment/inject.ts';
 import { planStatus, renderDeployment } from '../../src/controller/inferencedeployment/plan.ts';
 import { ValidationError } from '../../src/shared/errors.ts';
@@ -47,6 +49,17 @@ describe('renderAgentInjection', () => {
     assert.equal(env[AgentEnv.podUid], 'metadata.uid');
     assert.equal(env[AgentEnv.podIp], 'status.podIP');
     assert.ok(out.spec.containers[0].volumeMounts.some((m: Json) => m.name === RUN_VOLUME));
+    // Staging slots on a tmpfs of their own, mounted where both containers look for them.
+    assert.deepEqual(
+      out.spec.volumes.find((v: Json) => v.name === STAGING_VOLUME),
+      { name: STAGING_VOLUME, emptyDir: { medium: 'Memory' } },
+    );
+    for (const c of [agent, out.spec.containers[0]])
+      assert.deepEqual(
+        c.volumeMounts.find((m: Json) => m.name === STAGING_VOLUME),
+        { name: STAGING_VOLUME, mountPath: STAGING_DIR },
+      );
+    assert.equal(env[AgentEnv.stagingDir], STAGING_DIR);
     assert.deepEqual(out.spec.containers[0].command, ['vllm', 'serve']);
     assert.equal((template.spec.containers[0] as Json).volumeMounts, undefined, 'input untouched');
   });
@@ -58,6 +71,14 @@ describe('renderAgentInjection', () => {
     assert.deepEqual(engine.command.slice(1), ['agent', '--exec', '--', 'vllm', 'serve', 'm']);
     assert.equal(engine.args, undefined);
     assert.ok(engine.env.some((e: Json) => e.name === AgentEnv.podUid));
+    assert.ok(
+      engine.volumeMounts.some((m: Json) => m.name === STAGING_VOLUME && m.mountPath === STAGING_DIR),
+    );
+    assert.equal(
+      out.spec.initContainers[0].volumeMounts.some((m: Json) => m.name === STAGING_VOLUME),
+      false,
+      'the install step needs no staging',
+    );
     assert.ok(engine.env.some((e: Json) => e.name === 'X'));
     // Lists keyed by name in server-side apply must not repeat a name.
     for (const list of [engine.env, engine.volumeMounts, out.spec.volumes]) {

@@ -1,6 +1,6 @@
 // Renders the pod contract of DESIGN.md onto an engine pod template: the agent (native sidecar
-// or in-container), the weights-ready readiness gate, the WeightSource label, the shared emptyDir
-// for the bridge socket and staging, and downward-API identity. Pure and standalone so
+// or in-container), the weights-ready readiness gate, the WeightSource label, the shared emptyDirs
+// for the bridge socket and (memory-backed) the staging slots, and downward-API identity. Pure and standalone so
 // `seedcast inject` can render the same pod for StatefulSets, LeaderWorkerSets and plain YAML.
 import { type AgentMode, Labels, type PodTemplate, WEIGHTS_READY } from '../../api/v1alpha1/index.ts';
 import { ValidationError } from '../../shared/errors.ts';
@@ -9,6 +9,15 @@ export const AGENT_CONTAINER = 'seedcast-agent';
 export const AGENT_INSTALL_CONTAINER = 'seedcast-agent-install';
 export const RUN_VOLUME = 'seedcast-run';
 export const RUN_DIR = '/var/run/seedcast';
+/**
+ * The host staging slots (`SEEDCAST_STAGING_DIR`) on their own memory-backed emptyDir (tmpfs):
+ * the agent and a host-memory engine map the slot files, so on a disk-backed volume every bucket
+ * would fault in file pages and be written back to the node's disk (the dev cluster's scale-out
+ * spent most of its receivers' CPU there). Its pages count toward the pod's memory: 2 slots of
+ * `bucketBytes` per engine rank with host staging (GPU engines stage in GPU memory instead).
+ */
+export const STAGING_VOLUME = 'seedcast-staging';
+export const STAGING_DIR = `${RUN_DIR}/staging`;
 export const TOKEN_VOLUME = 'seedcast-token';
 export const TOKEN_DIR = '/var/run/secrets/seedcast';
 /** Where the in-container mode's init container puts the agent distribution. */
@@ -66,7 +75,7 @@ function agentEnv(options: AgentInjectionOptions): Json[] {
     fieldEnv(AgentEnv.podIp, 'status.podIP'),
     { name: AgentEnv.weightSource, value: options.weightSource },
     { name: AgentEnv.socket, value: `${RUN_DIR}/agent.sock` },
-    { name: AgentEnv.stagingDir, value: `${RUN_DIR}/staging` },
+    { name: AgentEnv.stagingDir, value: STAGING_DIR },
     { name: AgentEnv.agentPort, value: String(options.agentPort) },
   ];
   if (options.tokenSecret !== undefined) env.push({ name: AgentEnv.tokenFile, value: `${TOKEN_DIR}/token` });
@@ -109,6 +118,7 @@ export function renderAgentInjection(template: PodTemplate, options: AgentInject
     }
   }
   const runMount = { name: RUN_VOLUME, mountPath: RUN_DIR };
+  const stagingMount = { name: STAGING_VOLUME, mountPath: STAGING_DIR };
   const tokenMount = { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true };
   const env = agentEnv(options);
   const resources = options.resources ?? {};
@@ -123,6 +133,7 @@ export function renderAgentInjection(template: PodTemplate, options: AgentInject
   };
   spec.volumes = mergeByName(spec.volumes, [
     { name: RUN_VOLUME, emptyDir: {} },
+    { name: STAGING_VOLUME, emptyDir: { medium: 'Memory' } },
     ...(options.tokenSecret === undefined
       ? []
       : [{ name: TOKEN_VOLUME, secret: { secretName: options.tokenSecret } }]),
@@ -134,9 +145,9 @@ export function renderAgentInjection(template: PodTemplate, options: AgentInject
   }
   const engineEnv = [
     { name: AgentEnv.socket, value: `${RUN_DIR}/agent.sock` },
-    { name: AgentEnv.stagingDir, value: `${RUN_DIR}/staging` },
+    { name: AgentEnv.stagingDir, value: STAGING_DIR },
   ];
-  const agentMounts = [runMount, ...(options.tokenSecret === undefined ? [] : [tokenMount])];
+  const agentMounts = [runMount, stagingMount, ...(options.tokenSecret === undefined ? [] : [tokenMount])];
 
   if (options.mode === 'Sidecar') {
     const agent: Container = {
@@ -159,7 +170,7 @@ export function renderAgentInjection(template: PodTemplate, options: AgentInject
     }
     spec.initContainers = [agent, ...(spec.initContainers ?? [])];
     engine.env = mergeByName(engine.env, engineEnv);
-    engine.volumeMounts = mergeByName(engine.volumeMounts, [runMount]);
+    engine.volumeMounts = mergeByName(engine.volumeMounts, [runMount, stagingMount]);
     return copy;
   }
 
