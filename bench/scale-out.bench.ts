@@ -3,7 +3,7 @@
 // the real controller, agents and fixture engines. The fan-out ratio t(16)/t(1) shows what one
 // broadcast group buys: serving 16 receivers should cost close to serving one.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   Annotations,
@@ -203,7 +203,9 @@ async function measure(
   } finally {
     await scenario.tearDown().catch(() => undefined);
     await deleteNamespace(cluster.client, namespace).catch(() => undefined);
-    await rm(workDir, { recursive: true, force: true });
+    // SEEDCAST_KEEP_POD_DIRS=1 keeps every pod's container logs (the pod runner keeps them too).
+    if (process.env.SEEDCAST_KEEP_POD_DIRS !== '1') await rm(workDir, { recursive: true, force: true });
+    else process.stderr.write(`  pod logs kept in ${workDir}\n`);
   }
 }
 
@@ -249,7 +251,7 @@ export const benchmark: Benchmark = {
           ratio: big / one,
           target: 1.5,
           better: 'lower',
-          notes: 'all receivers share 2 cores and loopback on this machine',
+          notes: `all receivers share this machine's ${availableParallelism()} CPUs and loopback`,
         });
         const oneT = transferSeconds.get(1)!;
         const bigT = transferSeconds.get(largest)!;
@@ -261,7 +263,7 @@ export const benchmark: Benchmark = {
           ratio: bigT / oneT,
           target: 1.5,
           better: 'lower',
-          notes: 'excludes pod start-up (2 processes per pod on 2 cores); includes the batch window',
+          notes: `excludes pod start-up (2 processes per pod on ${availableParallelism()} CPUs); includes the batch window`,
         });
       }
       return figures;

@@ -219,7 +219,10 @@ export class ScaleOutScenario {
       images: localCommand,
       kubeconfig: (pod) => this.#kubeconfigFor(pod),
       log: log.child({ component: 'pod-runner' }),
-      env: { SEEDCAST_LOG_LEVEL: process.env.SEEDCAST_LOG_LEVEL ?? 'info' },
+      // The dev cluster's engines are CPU fixtures staging in host memory: their agents set up no
+      // GPU, even on a machine that has one (16 agents each opening a CUDA context on one shared
+      // GPU took 1.3-3.5 s to start instead of ~0.3 on the lent 16-core H200 host).
+      env: { SEEDCAST_LOG_LEVEL: process.env.SEEDCAST_LOG_LEVEL ?? 'info', SEEDCAST_GPU: 'off' },
     });
     this.#runner.start();
     this.observer.start();
