@@ -20,7 +20,8 @@ export type ErrorCode =
   | 'SEEDCAST_ERR_NCCL'
   | 'SEEDCAST_ERR_NCCL_TIMEOUT'
   | 'SEEDCAST_ERR_CUDA'
-  | 'SEEDCAST_ERR_NATIVE_LOAD';
+  | 'SEEDCAST_ERR_NATIVE_LOAD'
+  | 'SEEDCAST_ERR_STAGING_SPACE';
 
 export class SeedcastError extends Error {
   readonly code: ErrorCode;

@@ -2,7 +2,7 @@
 // to send and receive in place. Skips when the addon is not built (CI builds it).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -63,6 +63,26 @@ describe('mapped host staging slots', { skip }, () => {
     writeFileSync(join(dir, 'short'), Buffer.alloc(10));
     assert.throws(() => binding.mapFile?.(join(dir, 'short'), 4096), /holds 10 bytes, fewer than 4096/);
     assert.throws(() => binding.mapFile?.(join(dir, 'short'), 0), /bytes must be positive/);
+  });
+
+  it('refuses a slot the staging filesystem has no room for (a mapped page there is a SIGBUS), leaving no file', async () => {
+    const mapper = await openHostMapper({ hostMapping: 'on' }, silentLogger());
+    const memory = new HostStagingMemory(dir, mapper);
+    const stats = statfsSync(dir);
+    const tooBig = stats.bavail * stats.bsize + 2 ** 30;
+    assert.throws(
+      () => memory.allocate({ rank: 0, slot: 1, bytes: tooBig }),
+      (err: Error & { code?: string }) =>
+        err.code === 'SEEDCAST_ERR_STAGING_SPACE' && /bytes free, a slot needs \d+/.test(err.message),
+    );
+    assert.equal(existsSync(join(dir, 'staging-r0-s1')), false);
+    // A slot that fits is written through at once (no transfer pays its pages' first touch).
+    const slot = memory.allocate({ rank: 0, slot: 1, bytes: 1 << 20 });
+    assert.equal(
+      mappedView(slot)?.every((b) => b === 0),
+      true,
+    );
+    slot.close();
   });
 
   it('SEEDCAST_HOST_MAPPING=off never loads the addon; on fails clearly when it cannot', async () => {

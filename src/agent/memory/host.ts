@@ -5,8 +5,19 @@
 // The engine maps the file either way. Besides the synchronous `StagingSlot` methods, a host slot offers
 // `readAsync`/`writeAsync` (`AsyncStagingSlot`, an addition: `StagingSlot` is unchanged): the
 // copy runs on a libuv pool thread, so the transport's JS thread keeps the sockets busy meanwhile.
-import { closeSync, ftruncateSync, openSync, read, readSync, unlinkSync, write, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  ftruncateSync,
+  openSync,
+  read,
+  readSync,
+  statfsSync,
+  unlinkSync,
+  write,
+  writeSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { SeedcastError } from '../../shared/errors.ts';
 import type { SlotDescriptor } from '../bridge/messages.ts';
 import type { HostMapper } from './host-mapping.ts';
 import type { StagingMemory, StagingSlot } from './types.ts';
@@ -47,6 +58,21 @@ class HostSlot implements AsyncStagingSlot {
     this.bytes = bytes;
     this.#fd = openSync(path, 'w+', 0o600);
     ftruncateSync(this.#fd, bytes);
+    if (mapper !== undefined) {
+      // A mapped page that the filesystem has no room for is a SIGBUS when written (a full tmpfs:
+      // a container's 64 MiB /dev/shm, a small emptyDir): refuse the slot with a reason instead.
+      const stats = statfsSync(path);
+      const free = stats.bavail * stats.bsize;
+      if (free < bytes) {
+        this.#closeFd();
+        unlinkSync(path);
+        throw new SeedcastError(
+          'SEEDCAST_ERR_STAGING_SPACE',
+          `staging directory ${dirname(path)} has ${free} bytes free, a slot needs ${bytes}: give it room for 2 slots of the bucket size per engine rank (injected pods: the seedcast-staging emptyDir, medium: Memory, counts toward the pod's memory)`,
+          { retryable: false },
+        );
+      }
+    }
     this.#mapped = mapper?.mapFile(path, bytes);
     // Every page of the slot now, at registration, not at the first bucket of the first transfer:
     // a tmpfs page is allocated and zeroed on its first write, which on the dev VM costs more than
