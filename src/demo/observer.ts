@@ -65,6 +65,15 @@ export class ScaleOutObserver {
     await this.#round;
   }
 
+  /**
+   * A transfer known to have existed though a poll may have missed it (the fault suite deletes
+   * transfers it caught in their first few hundred ms): a pod's record naming it then counts, as it
+   * does for the controller.
+   */
+  remember(transfer: WeightTransfer): void {
+    this.#everSeen.set(transfer.metadata.name, transfer);
+  }
+
   /** Called after every round (for live views and waits). */
   onChange(listener: () => void): void {
     this.#listeners.push(listener);
@@ -131,14 +140,18 @@ export class ScaleOutObserver {
         if (!verified) {
           obs.readyBeforeVerified = true;
           // What the observer saw, for the report: every transfer naming the pod.
-          obs.readyBeforeVerifiedDetail = this.transfers
+          obs.readyBeforeVerifiedDetail = `${this.transfers
             .filter((t) => t.spec.receivers.some((x) => x.pod === obs!.name))
             .map((t) => {
               const e = t.status?.receivers?.find((r) => r.pod === obs!.name);
               const uidOk = t.spec.receivers.some((x) => x.pod === obs!.name && x.uid === uid);
               return `${t.metadata.name} ${t.status?.phase ?? 'Pending'} entry=${e?.phase ?? '-'}/${e?.verified ?? '-'} uid ${uidOk ? 'ok' : 'other'}`;
             })
-            .join('; ');
+            .join(
+              '; ',
+            )}; record on the pod: ${pod.metadata.annotations?.[Annotations.weightsVerified] ?? 'none'}${
+            record !== undefined && recordedIn === undefined ? ' (a transfer this observer never saw)' : ''
+          }`;
         }
       }
       if (ready && obs.rankDigests === undefined && this.#options.readDigests !== undefined) {

@@ -239,6 +239,12 @@ async function inject(s: Scene, fault: Fault): Promise<(() => Promise<void>) | u
     await sleep(rng.between(0, 300));
     if (chosen !== undefined) {
       const phaseNow = await transferPhase(s, chosen.metadata.name);
+      // The observer polls every 250 ms and may never see a transfer deleted this early, while
+      // its receivers may still finish it before their agents see it go (a small rank moves in
+      // tens of ms) and record the verification on their pods, which the controller counts (a
+      // record naming a deleted transfer: agent contract §4). A clean-clone CI run (e1f7a23)
+      // flagged two such pods Ready "before verified" (their weights checked out).
+      s.scenario.observer.remember(chosen);
       await kube.delete({ ...wtRef(namespace), name: chosen.metadata.name }).catch(() => undefined);
       countFault(`transfer-deleted (${phaseNow})`);
     } else {
