@@ -111,17 +111,16 @@ async function socketCopy(
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    // CPU at exit minus CPU once the process's memory was ready (`cpu0`): the copy, not the set-up.
-    const mark = (prefix: string) =>
-      lines(child.stderr as NodeJS.ReadableStream, (l) => l.startsWith(prefix)).then((l) => {
-        const [all, main] = l.slice(prefix.length).split(' ').map(Number) as [number, number];
-        return { all, main };
+    // CPU at exit (`cpu`) minus CPU once the process's memory was ready (`cpu0`, printed first):
+    // the copy, not the set-up.
+    const cpu = new Promise<{ all: number; main: number }>((resolve) => {
+      let ready = { all: 0, main: 0 };
+      createInterface({ input: child.stderr as NodeJS.ReadableStream }).on('line', (line) => {
+        const [tag, all, main] = line.split(' ');
+        if (tag === 'cpu0') ready = { all: Number(all), main: Number(main) };
+        if (tag === 'cpu') resolve({ all: Number(all) - ready.all, main: Number(main) - ready.main });
       });
-    const ready = mark('cpu0 ');
-    const cpu = Promise.all([ready, mark('cpu ')]).then(([r, e]) => ({
-      all: e.all - r.all,
-      main: e.main - r.main,
-    }));
+    });
     return { child, exited, cpu };
   };
   const sender = start(['send', String(port), String(bytes), String(region)]);

@@ -6,10 +6,9 @@
 // it) and its loopback pod IP, and stops them when the pod goes away.
 // Nothing else is simulated: the processes talk to the real API server and to each other.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createWriteStream, statfsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errorMessage } from '../shared/errors.ts';
 import { type KubeClient, type KubeObject, Resources } from '../shared/kube.ts';
@@ -222,11 +221,8 @@ export class PodRunner {
     const memoryBacked = new Set(
       (pod.spec.volumes ?? []).filter((v) => v.emptyDir?.medium === 'Memory').map((v) => v.name),
     );
-    if (memoryBacked.size > 0 && tmpfsRoot() !== undefined)
-      running.memoryDir = join(
-        tmpfsRoot() as string,
-        `seedcast-pod-${createHash('sha256').update(workDir).digest('hex').slice(0, 8)}-${basename(dir)}`,
-      );
+    const tmpfs = memoryBacked.size > 0 ? memoryVolumeRoot() : undefined;
+    if (tmpfs !== undefined) running.memoryDir = await mkdtemp(join(tmpfs, 'seedcast-pod-'));
     const volumeDir = (name: string) =>
       memoryBacked.has(name) && running.memoryDir !== undefined
         ? join(running.memoryDir, name)
@@ -328,21 +324,16 @@ export class PodRunner {
 
 /**
  * Where memory-backed emptyDirs go: /dev/shm when it is there with room (a container's default
- * 64 MiB /dev/shm would not hold staging slots; the work directory serves then, as before).
+ * 64 MiB /dev/shm would not hold staging slots; the pod's work directory serves then).
  */
-function tmpfsRoot(): string | undefined {
-  if (tmpfsChecked) return tmpfs;
-  tmpfsChecked = true;
+export function memoryVolumeRoot(): string | undefined {
   try {
     const stats = statfsSync('/dev/shm');
-    if (stats.bavail * stats.bsize >= MIN_TMPFS_BYTES) tmpfs = '/dev/shm';
+    return stats.bavail * stats.bsize >= MIN_TMPFS_BYTES ? '/dev/shm' : undefined;
   } catch {
-    // no /dev/shm
+    return undefined; // no /dev/shm
   }
-  return tmpfs;
 }
-let tmpfs: string | undefined;
-let tmpfsChecked = false;
 const MIN_TMPFS_BYTES = 2 * 2 ** 30;
 
 const key = (pod: KubeObject) => `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name}`;

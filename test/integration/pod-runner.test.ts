@@ -8,7 +8,7 @@ import { mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { PodRunner } from '../../src/devcluster/pod-runner.ts';
+import { memoryVolumeRoot, PodRunner } from '../../src/devcluster/pod-runner.ts';
 import { listProcesses } from '../../src/devcluster/processes.ts';
 import { Resources } from '../../src/shared/kube.ts';
 import { silentLogger } from '../../src/shared/log.ts';
@@ -144,9 +144,7 @@ test('an emptyDir with medium Memory is a tmpfs, as the kubelet makes it, and go
     return text === undefined ? undefined : (JSON.parse(text) as { staging: string; run: string });
   });
   assert.ok(paths.run.startsWith(await realpath(dir)), `run volume in the work dir: ${paths.run}`);
-  // (The runner uses /dev/shm when it has room for staging slots, ≥ 2 GiB free.)
-  const shm = existsSync('/dev/shm') ? statfsSync('/dev/shm') : undefined;
-  if (shm !== undefined && shm.bavail * shm.bsize >= 2 * 2 ** 30) {
+  if (memoryVolumeRoot() !== undefined) {
     assert.match(paths.staging, /^\/dev\/shm\/seedcast-pod-/, 'the Memory emptyDir is on tmpfs');
     assert.equal(statfsSync(paths.staging).type, TMPFS_MAGIC);
   }

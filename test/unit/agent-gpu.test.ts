@@ -180,6 +180,23 @@ function stallOnDrain(engine: EngineRank, bucket: number): AbortController {
   return stalled;
 }
 
+/** `assert.rejects` validator: the receiver failed on bucket `bucket`'s checksum. */
+function checksumFailure(bucket: number): (err: Error & { code?: string }) => boolean {
+  return (err) => {
+    assert.equal(err.code, 'SEEDCAST_ERR_CHECKSUM');
+    assert.match(err.message, new RegExp(`bucket ${bucket} checksum`));
+    return true;
+  };
+}
+
+/** The seed's outcome for its first receiver (`failed` when the session itself failed). */
+function seedOutcome(session: { done: Promise<ReceiverOutcome[]> }): Promise<string | undefined> {
+  return session.done.then(
+    (o) => o[0]?.outcome,
+    () => 'failed',
+  );
+}
+
 function contexts(
   seedEngine: EngineRank,
   receivers: Array<{ pod: string; engine: EngineRank }>,
@@ -461,18 +478,10 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     session.done.catch(() => {});
     await assert.rejects(
       nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
-      (err: Error & { code: string }) => {
-        assert.equal(err.code, 'SEEDCAST_ERR_CHECKSUM');
-        assert.match(err.message, /bucket 1 checksum/);
-        return true;
-      },
+      checksumFailure(1),
     );
     assert.ok(r1.drains <= 1, `drained ${r1.drains}: nothing after the failed bucket 1`);
-    const outcome = await session.done.then(
-      (o) => o[0]?.outcome,
-      () => 'failed',
-    );
-    assert.equal(outcome, 'failed');
+    assert.equal(await seedOutcome(session), 'failed');
   });
 
   it('nccl: a receiver lost mid-broadcast makes the seed abort at once, not at the deadline', async () => {
@@ -574,11 +583,7 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     session.done.catch(() => {});
     await assert.rejects(
       nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
-      (err: Error & { code: string }) => {
-        assert.equal(err.code, 'SEEDCAST_ERR_CHECKSUM');
-        assert.match(err.message, /bucket 2 checksum/);
-        return true;
-      },
+      checksumFailure(2),
     );
     assert.ok(r1.drains <= 2, `drained ${r1.drains}`);
     // bucket 2's bytes never reached the engine's memory
@@ -721,17 +726,9 @@ describe('agent GPU path on the fake driver', { skip }, () => {
     session.done.catch(() => {});
     await assert.rejects(
       nccl.receive(ctx.receiver({ pod: 'r1', engine: r1 }, session.uniqueId)),
-      (err: Error & { code: string }) => {
-        assert.equal(err.code, 'SEEDCAST_ERR_CHECKSUM');
-        assert.match(err.message, /bucket 2 checksum/);
-        return true;
-      },
+      checksumFailure(2),
     );
-    const outcome = await session.done.then(
-      (o) => o[0]?.outcome,
-      () => 'failed',
-    );
-    assert.equal(outcome, 'failed');
+    assert.equal(await seedOutcome(session), 'failed');
   });
 
   it("nccl direct: a receiver lost mid-cast makes the seed abort its engine's cast at once", async () => {
