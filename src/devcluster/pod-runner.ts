@@ -270,8 +270,13 @@ export class PodRunner {
       ];
       // Stopped while this start awaited (a DELETED event, a relist, stop()): #stopPod already
       // terminated its processes and forgot it; a container spawned now would be orphaned — seen
-      // in CI as an agent outliving the fault suite, whose process then never exited.
-      if (this.#running.get(id) !== running) return;
+      // in CI as an agent outliving the fault suite, whose process then never exited. Its tmpfs
+      // directory may have been made after #stopPod removed it: it goes too (it is not under the
+      // work directory, which the runner's owner removes).
+      if (this.#running.get(id) !== running) {
+        if (running.memoryDir !== undefined) await rm(running.memoryDir, { recursive: true, force: true });
+        return;
+      }
       const logFile = createWriteStream(join(dir, `${container.name}.log`), { flags: 'a' });
       const child = spawn(commandLine.command, args, {
         env,
